@@ -1,0 +1,1 @@
+"""The `toploc-audit` command line (see cli.py); the libraries are gpu_core, anchor and verifier."""

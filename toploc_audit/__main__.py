@@ -1,0 +1,3 @@
+from toploc_audit.cli import main
+
+main()
