@@ -1,0 +1,181 @@
+"""Gas of ToplocAudit on a real Anvil, against storing each record's digest on chain (same run).
+
+Measures (receipt gasUsed, so the 21,000 base cost and calldata are included):
+- anchor: the first checkpoint (a log of 10^6 entries), growing that log by 1 and by 10^5 (each from
+  the same state, via evm_snapshot), and by 10^5 from 10^6 + 1 (a longer consistency proof);
+- openDispute with an inclusion proof of depth 20 (entry 12,345 of 10^6), submitVerdict, resolve
+  (fraud: a slash and four credits), withdraw;
+- amortised anchor gas per record for batches of 10^2 .. 10^5, against NaiveDigestStore.store(digest),
+  one transaction per record (contracts/test/NaiveDigestStore.sol).
+
+Targets (issue 3): anchor under 80k gas including the consistency check; under 1 gas per record
+amortised at 10^5. Run: .venv/bin/python bench/bench_gas.py  (about a minute; builds a 1.1M-leaf tree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+
+from anchor.chain.anvil import AnvilNode, anvil_node, dev_account
+from anchor.chain.artifacts import load_artifact
+from anchor.chain.client import Checkpoint, Role, ToplocAuditClient
+from anchor.chain.deployment import deploy_contract, deploy_toploc_audit
+from anchor.chain.parameters import ETHER, Parameters
+from anchor.chain.revert import RevertDecoder
+from anchor.chain.transactions import send_transaction
+from anchor.leaf import leaf_hash
+from anchor.merkle import reference as ref
+from anchor.merkle import sha256_hasher as H
+from anchor.signing import sign_record_digest
+
+BASE = 1_000_000
+BATCHES = (100, 1_000, 10_000, 100_000)
+DISPUTED_INDEX = 12_345
+ANCHOR_TARGET = 80_000
+PER_RECORD_TARGET = 1.0
+BASELINE_SAMPLES = 20
+
+
+def progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+class Tree:
+    """The reference RFC 9162 tree over a fixed leaf list, memoising roots by size."""
+
+    def __init__(self, leaves: list[bytes]) -> None:
+        self.leaves = leaves
+        self._roots: dict[int, bytes] = {}
+
+    def root(self, size: int) -> bytes:
+        if size not in self._roots:
+            self._roots[size] = ref.root(H, self.leaves[:size])
+        return self._roots[size]
+
+    def consistency(self, size1: int, size2: int) -> list[bytes]:
+        return ref.consistency_proof(H, size1, self.leaves[:size2])
+
+
+def anchored_gas(
+    node: AnvilNode, operator: ToplocAuditClient, tree: Tree, size1: int, size2: int
+) -> tuple[int, int]:
+    """Gas of anchoring size2 after size1 (then undone); returns (gas, proof length)."""
+    snapshot = node.snapshot()
+    try:
+        if size1 != BASE:
+            operator.anchor(size1, tree.root(size1), tree.consistency(BASE, size1))
+        proof = tree.consistency(size1, size2)
+        return operator.anchor(size2, tree.root(size2), proof).gas_used, len(proof)
+    finally:
+        node.revert(snapshot)
+
+
+def naive_gas_per_record(node: AnvilNode) -> int:
+    """Mean gas of NaiveDigestStore.store(digest), one fresh digest per transaction."""
+    artifact = load_artifact("NaiveDigestStore")
+    account = dev_account(9)
+    w3 = node.web3()
+    address = deploy_contract(w3, account, artifact).contract_address
+    contract = w3.eth.contract(address=address, abi=artifact.abi)
+    decoder = RevertDecoder(artifact.abi)
+    total = 0
+    for i in range(BASELINE_SAMPLES):
+        data = contract.encode_abi("store", args=[hashlib.sha256(f"digest {i}".encode()).digest()])
+        total += send_transaction(w3, account, {"to": address, "data": data, "value": 0}, decoder).gas_used
+    return total // BASELINE_SAMPLES
+
+
+def main() -> None:
+    started = time.monotonic()
+    provider, challenger = dev_account(2), dev_account(3)
+    validators = [dev_account(i) for i in range(10, 15)]
+    digest = hashlib.sha256(b"the disputed record").digest()
+
+    progress(f"building a tree of {BASE + max(BATCHES) + 1:,} leaves")
+    leaves = [H.hash_leaf(i.to_bytes(8, "big")) for i in range(BASE + max(BATCHES) + 1)]
+    leaves[DISPUTED_INDEX] = leaf_hash(provider.address, digest)
+    tree = Tree(leaves)
+
+    with anvil_node(accounts=20) as node:
+        w3 = node.web3()
+        progress("deploying ToplocAudit and staking")
+        deployment = deploy_toploc_audit(w3, dev_account(0), dev_account(1).address, Parameters(), node.url)
+        client = ToplocAuditClient(w3, deployment.address)
+        operator = client.as_account(dev_account(1))
+        client.as_account(provider).stake(Role.PROVIDER, 2 * ETHER)
+        for v in validators:
+            client.as_account(v).stake(Role.VALIDATOR, ETHER)
+
+        progress(f"anchoring the first checkpoint ({BASE:,} entries)")
+        first = operator.anchor(BASE, tree.root(BASE), [])
+        a = first.event("CheckpointAnchored")
+        checkpoint = Checkpoint(a["id"], a["previousSize"], a["size"], bytes(a["root"]), a["timestamp"])
+
+        progress("growing the log (each from the same state)")
+        grow_1 = anchored_gas(node, operator, tree, BASE, BASE + 1)
+        grow_big = anchored_gas(node, operator, tree, BASE, BASE + 100_000)
+        grow_big_odd = anchored_gas(node, operator, tree, BASE + 1, BASE + 1 + 100_000)
+        per_batch = {b: anchored_gas(node, operator, tree, BASE, BASE + b) for b in BATCHES}
+
+        progress("a dispute at depth 20, its votes, resolution and a withdrawal")
+        proof = ref.inclusion_proof(H, DISPUTED_INDEX, leaves[:BASE])
+        signature = sign_record_digest(provider.key, digest, deployment.chain_id, deployment.address)
+        opened = client.as_account(challenger).open_dispute(
+            DISPUTED_INDEX, checkpoint, provider.address, digest, signature, proof
+        )
+        dispute_id = opened.event("DisputeOpened")["disputeId"]
+        committee = opened.event("DisputeOpened")["committee"]
+        members = {v.address: v for v in validators}
+        votes = [
+            client.as_account(members[m]).submit_verdict(dispute_id, True, b"\x01" * 32) for m in committee
+        ]
+        resolved = client.as_account(challenger).resolve(dispute_id)
+        withdrawn = client.as_account(challenger).withdraw()
+
+        progress(f"baseline: {BASELINE_SAMPLES} NaiveDigestStore.store transactions")
+        naive = naive_gas_per_record(node)
+
+    rows = [
+        ("anchor, first checkpoint (10^6 entries)", first.gas_used, "no proof"),
+        ("anchor, 10^6 -> 10^6 + 1", grow_1[0], f"{grow_1[1]}-node consistency proof"),
+        ("anchor, 10^6 -> 10^6 + 10^5", grow_big[0], f"{grow_big[1]}-node consistency proof"),
+        ("anchor, 10^6 + 1 -> 10^6 + 1 + 10^5", grow_big_odd[0], f"{grow_big_odd[1]}-node consistency proof"),
+        ("openDispute, inclusion depth 20", opened.gas_used, f"{len(proof)}-node proof, committee of 3 of 5"),
+        ("submitVerdict (first vote)", votes[0].gas_used, ""),
+        ("submitVerdict (last vote)", votes[-1].gas_used, ""),
+        ("resolve (fraud: slash + 4 credits)", resolved.gas_used, ""),
+        ("withdraw", withdrawn.gas_used, ""),
+        (
+            "NaiveDigestStore.store (baseline)",
+            naive,
+            f"mean of {BASELINE_SAMPLES}, one record per transaction",
+        ),
+    ]
+    print("\ngas per transaction (receipt gasUsed, Anvil 1.7.1, solc 0.8.37 viaIR, optimizer 200 runs)")
+    for label, gas, note in rows:
+        print(f"  {label:<40} {gas:>9,}  {note}")
+    anchors = [grow_1[0], grow_big[0]]
+    print(
+        f"\n  target: anchor under {ANCHOR_TARGET:,} gas with the consistency check: "
+        f"{'met' if max(anchors) < ANCHOR_TARGET else 'MISSED'} (max of the two growths {max(anchors):,}; "
+        f"longer {grow_big_odd[1]}-node proof: {grow_big_odd[0]:,})"
+    )
+
+    print(f"\namortised anchor gas per record vs one transaction per record ({naive:,} gas each, same run)")
+    print(f"  {'batch':>8}  {'anchor gas':>10}  {'gas/record':>10}  {'baseline/anchor':>15}")
+    for batch, (gas, proof_len) in per_batch.items():
+        per_record = gas / batch
+        ratio = naive / per_record
+        print(f"  {batch:>8,}  {gas:>10,}  {per_record:>10.3f}  {ratio:>14,.0f}x   ({proof_len}-node proof)")
+    at_top = per_batch[max(BATCHES)][0] / max(BATCHES)
+    print(
+        f"\n  target: under {PER_RECORD_TARGET} gas per record at 10^5: "
+        f"{'met' if at_top < PER_RECORD_TARGET else 'MISSED'} ({at_top:.3f})"
+    )
+    print(f"\n(finished in {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

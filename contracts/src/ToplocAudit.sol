@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {AuditParameters, Parameters} from "./AuditParameters.sol";
+import {CheckpointLog} from "./CheckpointLog.sol";
+import {DisputeGame} from "./DisputeGame.sol";
+import {ModelRegistry} from "./ModelRegistry.sol";
+import {StakeRegistry} from "./StakeRegistry.sol";
+
+/**
+ * @title ToplocAudit
+ * @notice The on-chain half of toploc-audit for one log: anchored checkpoints ({CheckpointLog}),
+ * provider and validator stakes ({StakeRegistry}), declared models ({ModelRegistry}), disputes with
+ * committee verdicts ({DisputeGame}) and pull payments ({PullPayments}).
+ *
+ * One contract holds every wei, so solvency is one equation:
+ * balance == {totalStaked} + {totalUnbonding} + {totalBonds} + {totalCredits}.
+ * It accepts ether only through {stake} and {openDispute}.
+ */
+contract ToplocAudit is DisputeGame, ModelRegistry {
+    /**
+     * @dev `operator_` anchors the log; `p` fixes every economic and timing parameter for good.
+     * Reverts with {AuditParameters-AuditParametersInvalid} naming a parameter that breaks a rule.
+     */
+    constructor(address operator_, Parameters memory p)
+        CheckpointLog(operator_)
+        StakeRegistry(p.unbondingPeriod, p.minProviderStake, p.minValidatorStake)
+        DisputeGame(p)
+    {
+        AuditParameters.validate(p);
+    }
+
+    /// @notice The parameters this deployment was made with.
+    function parameters() external view returns (Parameters memory) {
+        return Parameters({
+            bond: bond,
+            disputeWindow: disputeWindow,
+            votingPeriod: votingPeriod,
+            unbondingPeriod: unbondingPeriod,
+            committeeSize: committeeSize,
+            quorum: quorum,
+            minProviderStake: minProviderStake,
+            minValidatorStake: minValidatorStake,
+            slashAmount: slashAmount,
+            validatorPenalty: validatorPenalty,
+            challengerRewardBps: challengerRewardBps,
+            providerShareBps: providerShareBps
+        });
+    }
+}

@@ -1,0 +1,112 @@
+"""Building blocks for contract tests: a signed in-memory log anchored on chain, stakes, disputes.
+
+The log is the reference RFC 9162 tree (anchor/merkle/reference.py); leaves are the real leaf of a
+record (anchor/leaf.py) signed with EIP-712 (anchor/signing.py), so the contract sees exactly what
+the recorder would produce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+
+from anchor.chain.client import Checkpoint, Role
+from anchor.chain.committee import committee_seed, draw_committee
+from anchor.chain.transactions import Sent
+from anchor.leaf import leaf_hash
+from anchor.merkle import reference as ref
+from anchor.merkle import sha256_hasher
+from anchor.signing import sign_record_digest
+from tests.fixtures.chain import AuditChain
+
+H = sha256_hasher
+
+
+@dataclass(frozen=True)
+class Record:
+    index: int
+    provider: LocalAccount
+    digest: bytes
+    signature: bytes
+    leaf: bytes
+
+
+@dataclass
+class SignedLog:
+    """An append-only log whose checkpoints the operator anchors on `audit`'s contract."""
+
+    audit: AuditChain
+    leaves: list[bytes] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    _counter: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.leaves)
+
+    def digest(self) -> bytes:
+        self._counter += 1
+        return hashlib.sha256(f"record {self._counter} of {self.audit.deployment.address}".encode()).digest()
+
+    def append(self, provider: LocalAccount, digest: bytes | None = None) -> Record:
+        """Appends a record of `provider`, signed for this deployment."""
+        digest = digest if digest is not None else self.digest()
+        d = self.audit.deployment
+        signature = sign_record_digest(provider.key, digest, d.chain_id, d.address)
+        record = Record(self.size, provider, digest, signature, leaf_hash(provider.address, digest))
+        self.leaves.append(record.leaf)
+        return record
+
+    def append_filler(self, count: int) -> None:
+        """Appends `count` leaves nobody will dispute."""
+        for _ in range(count):
+            self.leaves.append(H.hash_leaf(self.digest()))
+
+    def anchor(self) -> Checkpoint:
+        """Anchors the whole log as a new checkpoint; returns it (read back from its event)."""
+        previous = self.checkpoints[-1].size if self.checkpoints else 0
+        proof = ref.consistency_proof(H, previous, self.leaves) if previous else []
+        sent = self.audit.client(self.audit.operator).anchor(self.size, ref.root(H, self.leaves), proof)
+        a = sent.event("CheckpointAnchored")
+        checkpoint = Checkpoint(a["id"], a["previousSize"], a["size"], bytes(a["root"]), a["timestamp"])
+        self.checkpoints.append(checkpoint)
+        return checkpoint
+
+    def covering(self, index: int) -> Checkpoint:
+        """The first checkpoint that covers entry `index`."""
+        return next(c for c in self.checkpoints if c.covers(index))
+
+    def proof(self, index: int, checkpoint: Checkpoint) -> list[bytes]:
+        return ref.inclusion_proof(H, index, self.leaves[: checkpoint.size])
+
+
+def stake(audit: AuditChain, account: LocalAccount, role: Role, amount: int) -> Sent:
+    return audit.client(account).stake(role, amount)
+
+
+def open_dispute(
+    audit: AuditChain, log: SignedLog, record: Record, challenger: LocalAccount
+) -> tuple[int, Sent]:
+    """Opens a dispute on `record` against its first covering checkpoint; returns (id, transaction)."""
+    checkpoint = log.covering(record.index)
+    sent = audit.client(challenger).open_dispute(
+        record.index,
+        checkpoint,
+        record.provider.address,
+        record.digest,
+        record.signature,
+        log.proof(record.index, checkpoint),
+    )
+    return int(sent.event("DisputeOpened")["disputeId"]), sent
+
+
+def expected_committee(
+    audit: AuditChain, sent: Sent, validators: list[str], provider: str, challenger: str
+) -> list[str]:
+    """The committee the contract must have drawn: prevrandao is the dispute block's mixHash."""
+    block = audit.w3.eth.get_block(sent.block_number)
+    dispute_id = int(sent.event("DisputeOpened")["disputeId"])
+    seed = committee_seed(bytes(block["mixHash"]), dispute_id)
+    return draw_committee(seed, validators, audit.parameters.committeeSize, provider, challenger)
