@@ -1,0 +1,237 @@
+"""The HTTP API: FastAPI routes over anchor.records (writes) and anchor.trail / anchor.log (reads).
+
+Writes need a registered provider (its EIP-712 signature on each record, and its API key when it has
+one); reads are public. Errors map from the project's own kinds: InputError -> 422 naming the field
+(401 API key, 403 provider not registered, 404 unknown record, 409 request id reused), bad JSON -> 400.
+OpenAPI document at /openapi.json, interactive docs at /docs.
+
+Single POSTs that arrive together share a transaction (anchor.records.group_commit); a batch POST is one
+transaction of its own. Either way each record is answered as if it had been sent alone.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from anchor.api import schemas
+from anchor.api.config import AppConfig
+from anchor.api.jsonio import FastJSONResponse, loads
+from anchor.db import check_schema, make_engine, session_factory
+from anchor.db.models import Checkpoint
+from anchor.errors import Error, InputError
+from anchor.log import checkpoints
+from anchor.log.store import LogStore
+from anchor.records.group_commit import GroupCommit
+from anchor.records.ingest import ApiKeyError, ConflictError, NotRegisteredError, Recorder
+from anchor.settings import Settings
+from anchor.trail import NotFoundError, detail, find, list_records, receipt_file
+
+
+class BadBodyError(InputError):
+    """The body is not JSON or too large (HTTP 400)."""
+
+
+STATUS = {
+    BadBodyError: 400,
+    ApiKeyError: 401,
+    NotRegisteredError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+}
+MAX_BODY = 64 << 20
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+def create_app(config: AppConfig) -> FastAPI:
+    """Build the app; refuses (SchemaBehindError) a database whose schema is not at head."""
+    engine = make_engine(config.database_url)
+    check_schema(engine)
+    sessions = session_factory(engine)
+    recorder = Recorder(sessions, config.domain, config.log_key, config.max_merge_delay)
+    singles = GroupCommit(recorder)  # concurrent single POSTs share transactions
+    app = FastAPI(
+        title="toploc-audit recorder",
+        version="1",
+        description="Append-only, chain-anchored log of LLM inference records with TOPLOC proofs.",
+    )
+    app.state.engine = engine
+
+    @app.exception_handler(InputError)
+    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+        status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 422)
+        return JSONResponse({"error": {"field": exc.field, "reason": exc.reason}}, status_code=status)
+
+    @app.exception_handler(Error)
+    async def _error(_: Request, exc: Error) -> JSONResponse:
+        return JSONResponse({"error": {"field": None, "reason": str(exc)}}, status_code=500)
+
+    async def _body(request: Request) -> bytes:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise BadBodyError("body", f"{len(body)} bytes exceed the limit of {MAX_BODY}")
+        return body
+
+    def _json(body: bytes) -> Any:
+        try:
+            return loads(body)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise BadBodyError("body", f"not JSON: {exc}") from None
+
+    def _api_key(authorization: str | None, x_api_key: str | None) -> str | None:
+        if authorization and authorization.lower().startswith("bearer "):
+            return authorization[7:].strip()
+        return x_api_key
+
+    @app.post(
+        "/v1/records",
+        tags=["write"],
+        summary="Append one signed record; answers its signed receipt (201; 200 for a replayed request id).",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schemas.ENTRY}}}
+        },
+        responses={422: schemas.ERROR, 401: schemas.ERROR, 403: schemas.ERROR, 409: schemas.ERROR},
+    )
+    async def post_record(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        body = await _body(request)
+        api_key = _api_key(authorization, x_api_key)
+        accepted = await run_in_threadpool(lambda: singles.submit(recorder.parse(_json(body)), api_key))
+        return FastJSONResponse(accepted.to_json(), status_code=201 if accepted.created else 200)
+
+    @app.post(
+        "/v1/records:batch",
+        tags=["write"],
+        summary="Append many signed records in one transaction (all or nothing); answers one receipt each.",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schemas.BATCH}}}
+        },
+        responses={422: schemas.ERROR, 401: schemas.ERROR, 403: schemas.ERROR, 409: schemas.ERROR},
+    )
+    async def post_batch(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        body = await _body(request)
+        # Parsing (JSON, canonical bytes, signature recovery) is most of the work and needs no lock, so
+        # it runs in a worker thread too: the event loop keeps reading other requests meanwhile.
+        subs = await run_in_threadpool(lambda: recorder.parse_batch(_json(body)))
+        accepted = await run_in_threadpool(recorder.submit, subs, _api_key(authorization, x_api_key))
+        created = any(a.created for a in accepted)
+        return FastJSONResponse(
+            {"receipts": [a.to_json() for a in accepted]}, status_code=201 if created else 200
+        )
+
+    @app.get(
+        "/v1/records", tags=["read"], summary="List records in log order, filtered, paginated by `after`."
+    )
+    def get_records(
+        provider: str | None = None,
+        model: Annotated[str | None, Query(description="model name or fingerprint")] = None,
+        since: Annotated[int | None, Query(description="logged at or after (Unix seconds)")] = None,
+        until: Annotated[int | None, Query(description="logged before (Unix seconds)")] = None,
+        status: Annotated[str | None, Query(description="pending, anchored, disputed, fraud, honest")] = None,
+        after: Annotated[int | None, Query(description="the `next` of the previous page")] = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        with sessions() as s:
+            return list_records(s, provider, model, since, until, status, after, limit)
+
+    @app.get(
+        "/v1/records/{ref}",
+        tags=["read"],
+        summary="One record by log index or recordDigest: receipt, inclusion proof, anchor, disputes, votes.",
+        responses={404: schemas.ERROR},
+    )
+    def get_record(ref: str) -> dict[str, Any]:
+        with sessions() as s:
+            return detail(s, find(s, ref))
+
+    @app.get(
+        "/v1/records/{ref}/receipt",
+        tags=["read"],
+        summary="The receipt file `toploc-audit verify-receipt` checks against the chain.",
+        responses={404: schemas.ERROR},
+    )
+    def get_receipt(ref: str) -> dict[str, Any]:
+        with sessions() as s:
+            return receipt_file(s, find(s, ref), config.domain).to_json()
+
+    @app.get("/v1/log", tags=["log"], summary="The log's size and root, and its latest checkpoints.")
+    def get_log() -> dict[str, Any]:
+        with sessions() as s:
+            log = LogStore(s)
+            size = log.size()
+            latest, anchored = checkpoints.latest(s), checkpoints.latest_anchored(s)
+            return {
+                "size": size,
+                "root": _hex(log.root(size)),
+                "latestCheckpoint": None if latest is None else _checkpoint(latest),
+                "latestAnchored": None if anchored is None else _checkpoint(anchored),
+                "chainId": config.domain.chain_id,
+                "contract": config.domain.contract,
+                "maximumMergeDelay": config.max_merge_delay,
+            }
+
+    @app.get(
+        "/v1/log/inclusion", tags=["log"], summary="Inclusion proof of leaf `index` in the tree of `size`."
+    )
+    def get_inclusion(index: int, size: int) -> dict[str, Any]:
+        with sessions() as s:
+            log = LogStore(s)
+            proof = log.inclusion_proof(index, size)
+            return {
+                "index": index,
+                "size": size,
+                "leafHash": _hex(log.leaf_hash(index)),
+                "proof": [_hex(p) for p in proof],
+            }
+
+    @app.get(
+        "/v1/log/consistency", tags=["log"], summary="Consistency proof between tree sizes size1 <= size2."
+    )
+    def get_consistency(size1: int, size2: int) -> dict[str, Any]:
+        with sessions() as s:
+            return {
+                "size1": size1,
+                "size2": size2,
+                "proof": [_hex(p) for p in LogStore(s).consistency_proof(size1, size2)],
+            }
+
+    @app.get("/v1/checkpoints", tags=["log"], summary="Checkpoints, newest first.")
+    def get_checkpoints(limit: int = 100) -> list[dict[str, Any]]:
+        if not 0 < limit <= 1000:
+            raise InputError("limit", f"{limit} is outside [1, 1000]")
+        with sessions() as s:
+            rows = s.scalars(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(limit))
+            return [_checkpoint(c) for c in rows]
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app configured from TOPLOC_AUDIT_* variables: the factory each `serve` worker process calls."""
+    return create_app(AppConfig.from_settings(Settings.from_env()))
+
+
+def _checkpoint(c: Checkpoint) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "size": c.size,
+        "root": _hex(c.root),
+        "status": c.status,
+        "createdAt": c.created_at,
+        "chainCheckpointId": c.chain_checkpoint_id,
+        "anchoredAt": c.anchored_at,
+    }

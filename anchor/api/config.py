@@ -1,0 +1,61 @@
+"""What the recorder needs to run: the database, the EIP-712 domain (chain id + contract) and the log key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from eth_keys import keys
+
+from anchor.errors import InputError
+from anchor.records.eip712 import Domain
+from anchor.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    database_url: str
+    domain: Domain
+    """Provider signatures and receipts are bound to this chain id and contract."""
+    log_key: keys.PrivateKey
+    max_merge_delay: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppConfig:
+        return cls(
+            database_url=settings.database_url,
+            domain=load_domain(settings),
+            log_key=load_log_key(settings),
+            max_merge_delay=settings.max_merge_delay,
+        )
+
+
+def load_log_key(settings: Settings) -> keys.PrivateKey:
+    """The log key from TOPLOC_AUDIT_LOG_KEY, else from <home>/log.key."""
+    text = settings.log_key
+    source = "TOPLOC_AUDIT_LOG_KEY"
+    if text is None:
+        source = str(settings.log_key_file)
+        if not settings.log_key_file.is_file():
+            raise InputError("TOPLOC_AUDIT_LOG_KEY", f"not set, and {source} does not exist")
+        text = settings.log_key_file.read_text().strip()
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+        return keys.PrivateKey(raw)
+    except Exception:
+        raise InputError(source, "is not a 32-byte hex private key") from None
+
+
+def load_domain(settings: Settings) -> Domain:
+    """Chain id and contract address from the deployment file (written by `toploc-audit chain deploy`)."""
+    path = settings.deployment_file
+    if not path.is_file():
+        raise InputError("TOPLOC_AUDIT_DEPLOYMENT", f"{path} does not exist: deploy the contract first")
+    try:
+        data = json.loads(path.read_text())
+        # The file anchor.chain.deployment writes: {"chainId", "addresses": {"ToplocAudit": ...}, ...}
+        return Domain.of(int(data["chainId"]), data["addresses"]["ToplocAudit"])
+    except Exception as exc:
+        raise InputError(
+            "TOPLOC_AUDIT_DEPLOYMENT", f"{path}: no chain id and contract address ({exc})"
+        ) from None

@@ -1,0 +1,291 @@
+"""The recorder: check submitted records, append them to the log and answer signed receipts.
+
+One call handles a batch in one database transaction, in these steps:
+1. parse and validate each entry (no database): fields, proof shapes, canonical bytes, recordDigest,
+   the provider's EIP-712 signature and the leaf hash;
+2. take the log's append lock, then load the providers and models the batch names (one query each);
+3. authorise: every provider registered and active, and its API key presented if it has one;
+4. check token ids against each declared model's vocabulary;
+5. idempotency: an entry whose (provider, request id) is already logged gets its original receipt back
+   (a different record under a used request id is a conflict);
+6. append the new leaves, sign their receipts, insert the records (COPY on PostgreSQL), commit.
+Any failure raises before commit, so a rejected batch changes nothing.
+
+Step 1 is most of the CPU (JSON, canonical bytes, SHA-256, signature recovery) and needs no lock, so
+concurrent requests (threads or server processes) do it in parallel. Steps 2-6 hold the lock; a receipt
+names its log index, so receipts can only be signed once the lock has fixed the indexes. The lock is the
+transaction's first statement even though steps 2-4 only read: on SQLite (WAL), a transaction that has
+read cannot take the write lock after another writer committed; it fails at once instead of waiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_keys import keys
+from eth_utils import to_checksum_address
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session, sessionmaker
+
+from anchor.db.bulk import insert_rows, one_of
+from anchor.db.engine import transaction
+from anchor.db.models import Model, Provider
+from anchor.db.models import Record as RecordRow
+from anchor.errors import InputError, VerificationError
+from anchor.leaf import leaf_hash
+from anchor.log.store import LogStore
+from anchor.receipts import Receipt
+from anchor.records.eip712 import Domain, recover_address
+from anchor.records.record import Record
+from anchor.records.registry import hash_api_key
+
+MAX_BATCH = 10_000
+RECORD_COLUMNS = (
+    "log_index",
+    "record_digest",
+    "provider_id",
+    "model_id",
+    "request_id",
+    "dtype",
+    "record_time",
+    "canonical",
+    "signature",
+    "logged_at",
+    "max_merge_delay",
+    "receipt_signature",
+)
+"""The columns `submit` writes, in the order of its row tuples."""
+
+
+class ApiKeyError(InputError):
+    """The provider requires an API key and none, or a wrong one, was presented (HTTP 401)."""
+
+
+class NotRegisteredError(InputError):
+    """The record's provider may not write to this log (HTTP 403)."""
+
+
+class ConflictError(InputError):
+    """The request id was already used for a different record (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A record and its provider's signature, checked against each other (step 1)."""
+
+    record: Record
+    signature: bytes
+    digest: bytes
+    field: str
+    leaf_hash: bytes
+    """leaf(provider, recordDigest): what the log appends for this record."""
+
+    @classmethod
+    def from_json(cls, obj: Any, domain: Domain, field: str = "") -> Submission:
+        """Parse {"record": {...}, "signature": "0x<65 bytes>"}; raises InputError naming the field."""
+        prefix = f"{field}." if field else ""
+        if not isinstance(obj, dict):
+            raise InputError(field or "body", "must be an object with record and signature")
+        extra = sorted(set(obj) - {"record", "signature"})
+        if extra:
+            raise InputError(f"{prefix}{extra[0]}", "unknown field")
+        if "signature" not in obj:
+            raise InputError(f"{prefix}signature", "missing")
+        record = Record.from_json(obj.get("record"), f"{prefix}record")
+        sig_text = obj["signature"]
+        try:
+            if not isinstance(sig_text, str) or not sig_text.startswith("0x"):
+                raise ValueError
+            signature = bytes.fromhex(sig_text[2:])
+        except ValueError:
+            raise InputError(f"{prefix}signature", "must be a 0x-prefixed hex string") from None
+        digest = record.digest()
+        try:
+            signer = recover_address(domain.record_digest(digest), signature)
+        except VerificationError as exc:
+            raise InputError(f"{prefix}signature", str(exc)) from None
+        if signer != bytes.fromhex(record.provider[2:]):
+            raise InputError(
+                f"{prefix}signature",
+                f"signed by {to_checksum_address(signer)}, want the record's provider {record.provider} "
+                f"(EIP-712 domain chainId {domain.chain_id}, contract {domain.contract})",
+            )
+        return cls(record, signature, digest, field, leaf_hash(signer, digest))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    receipt: Receipt
+    signature: bytes
+    """The log key's signature over the receipt."""
+    created: bool
+    """False when the record was already logged (an idempotent replay)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "receipt": self.receipt.to_json(),
+            "signature": "0x" + self.signature.hex(),
+            "created": self.created,
+        }
+
+
+class Recorder:
+    """Accepts records into the log. Thread-safe: all state is in the database."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        domain: Domain,
+        log_key: keys.PrivateKey,
+        max_merge_delay: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.domain = domain
+        self.log_key = log_key
+        self.max_merge_delay = max_merge_delay
+        self.clock = clock
+
+    def parse(self, obj: Any, field: str = "") -> Submission:
+        return Submission.from_json(obj, self.domain, field)
+
+    def parse_batch(self, body: Any) -> list[Submission]:
+        if not isinstance(body, dict) or set(body) != {"entries"}:
+            raise InputError("body", 'must be an object {"entries": [...]}')
+        entries = body["entries"]
+        if not isinstance(entries, list) or not 0 < len(entries) <= MAX_BATCH:
+            raise InputError("entries", f"must be an array of 1 to {MAX_BATCH} entries")
+        return [self.parse(e, f"entries[{i}]") for i, e in enumerate(entries)]
+
+    def submit(self, subs: Sequence[Submission], api_key: str | None = None) -> list[Accepted]:
+        """Steps 2-6 for parsed submissions; one transaction; answers in input order."""
+        seen: dict[tuple[str, str], Submission] = {}
+        for sub in subs:
+            key = (sub.record.provider, sub.record.request_id)
+            first = seen.setdefault(key, sub)
+            if first.digest != sub.digest:
+                raise ConflictError(
+                    f"{_p(sub)}record.request_id", f"{key[1]!r} appears twice with different records"
+                )
+        with transaction(self.sessions) as s:
+            log = LogStore(s)
+            log.lock()
+            providers = self._providers(s, subs, api_key)
+            models = self._models(s, subs)
+            existing = self._existing(s, subs, providers)
+            new = [sub for key, sub in seen.items() if key not in existing]
+            now = int(self.clock())
+            first_index = log.append([sub.leaf_hash for sub in new])
+            rows, answers = [], dict(existing)
+            for index, sub in enumerate(new, start=first_index):
+                rec = sub.record
+                receipt = Receipt(index, sub.digest, now, self.max_merge_delay)
+                sig = receipt.sign(self.log_key, self.domain)
+                answers[(rec.provider, rec.request_id)] = Accepted(receipt, sig, True)
+                model_id = models[(rec.model.name, rec.model.fingerprint)].id
+                rows.append(
+                    (
+                        index,
+                        sub.digest,
+                        providers[rec.provider].id,
+                        model_id,
+                        rec.request_id,
+                        rec.dtype,
+                        rec.time,
+                        rec.canonical_bytes(),
+                        sub.signature,
+                        now,
+                        self.max_merge_delay,
+                        sig,
+                    )
+                )
+            insert_rows(s, RecordRow.__table__, RECORD_COLUMNS, rows)
+        out = []
+        for sub in subs:  # a record repeated in one batch was created once: its repeats are replays
+            key = (sub.record.provider, sub.record.request_id)
+            out.append(answers[key] if seen[key] is sub else dataclasses.replace(answers[key], created=False))
+        return out
+
+    def _providers(self, s: Session, subs: Sequence[Submission], api_key: str | None) -> dict[str, Provider]:
+        addresses = {sub.record.provider for sub in subs}
+        found = {p.address: p for p in s.scalars(select(Provider).where(Provider.address.in_(addresses)))}
+        key_hash = None if api_key is None else hash_api_key(api_key)
+        for sub in subs:
+            p = found.get(sub.record.provider)
+            if p is None or not p.active:
+                raise NotRegisteredError(
+                    f"{_p(sub)}record.provider",
+                    f"{sub.record.provider} is not a registered provider of this log",
+                )
+            if p.api_key_hash is not None and p.api_key_hash != key_hash:
+                raise ApiKeyError(
+                    "authorization",
+                    f"provider {p.address} requires its API key (Authorization: Bearer <key>)"
+                    + ("" if key_hash is None else "; the key given is not it"),
+                )
+        return found
+
+    def _models(self, s: Session, subs: Sequence[Submission]) -> dict[tuple[str, str], Model]:
+        pairs = {(sub.record.model.name, sub.record.model.fingerprint) for sub in subs}
+        found = {
+            (m.name, m.fingerprint): m
+            for m in s.scalars(select(Model).where(tuple_(Model.name, Model.fingerprint).in_(pairs)))
+        }
+        for sub in subs:
+            m = found.get((sub.record.model.name, sub.record.model.fingerprint))
+            if m is None:
+                raise InputError(
+                    f"{_p(sub)}record.model",
+                    f"{sub.record.model.name} (fingerprint {sub.record.model.fingerprint}) is not declared",
+                )
+            sub.record.check_vocabulary(m.vocab_size, f"{_p(sub)}record")
+        return found
+
+    def _existing(
+        self, s: Session, subs: Sequence[Submission], providers: dict[str, Provider]
+    ) -> dict[tuple[str, str], Accepted]:
+        by_key = {(providers[sub.record.provider].id, sub.record.request_id): sub for sub in subs}
+        request_ids: dict[int, set[str]] = {}
+        for provider_id, request_id in by_key:
+            request_ids.setdefault(provider_id, set()).add(request_id)
+        cols = (
+            RecordRow.provider_id,
+            RecordRow.request_id,
+            RecordRow.record_digest,
+            RecordRow.log_index,
+            RecordRow.logged_at,
+            RecordRow.max_merge_delay,
+            RecordRow.receipt_signature,
+        )
+        out = {}
+        for provider_id, ids in request_ids.items():  # usually one provider per batch
+            rows = s.execute(
+                select(*cols).where(
+                    RecordRow.provider_id == provider_id, one_of(s, RecordRow.request_id, ids)
+                )
+            )
+            for row in rows:
+                sub = by_key[(row.provider_id, row.request_id)]
+                if row.record_digest != sub.digest:
+                    raise ConflictError(
+                        f"{_p(sub)}record.request_id",
+                        f"{row.request_id!r} was already used for a different record "
+                        f"(log index {row.log_index})",
+                    )
+                out[(sub.record.provider, row.request_id)] = Accepted(
+                    receipt_of(row), row.receipt_signature, False
+                )
+        return out
+
+
+def receipt_of(row: Any) -> Receipt:
+    """The receipt of a records row (or a row with its log_index, digest and receipt columns)."""
+    return Receipt(row.log_index, row.record_digest, row.logged_at, row.max_merge_delay)
+
+
+def _p(sub: Submission) -> str:
+    return f"{sub.field}." if sub.field else ""

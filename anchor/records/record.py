@@ -1,0 +1,324 @@
+"""The inference record (version 1): its fields, its canonical bytes and its recordDigest.
+
+This is the single definition every package uses: providers build records with it (`Record(...)`,
+`to_json`), the recorder parses them (`Record.from_json`), validators recompute `digest()`.
+
+Canonical form (docs/records.md): canonical bytes = RFC 8785 JSON of `to_json()`; recordDigest =
+SHA-256 of those bytes. Values are normalised before hashing (checksummed provider address, lowercase
+fingerprint, standard padded base64 proofs), so two spellings of one record have one digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+from eth_utils import is_hex_address, to_checksum_address
+
+from anchor.errors import InputError
+from anchor.records.canonical import MAX_SAFE_INTEGER, canonical_json
+
+RecordDigest = NewType("RecordDigest", bytes)
+
+VERSION = 1
+DTYPES = ("bfloat16", "float16", "float32")
+MAX_TOPK = 8192
+MAX_DECODE_BATCHING_SIZE = 65536
+MAX_TOKENS = 1 << 20
+MAX_MODULUS = 65497  # TOPLOC's field: GF(65497)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/@+=-]{1,128}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+_INT_ONLY = {int}  # type(True) is bool, so JSON booleans fail this check
+
+
+def proof_count(output_len: int, decode_batching_size: int) -> int:
+    """1 prefill proof + one per `decode_batching_size` output tokens (docs/architecture.md)."""
+    return 1 + math.ceil(output_len / decode_batching_size)
+
+
+def proof_length(topk: int, dtype: str = "bfloat16") -> int:
+    """2-byte modulus + 2-byte coefficients: topk of them, 2 * topk for float32 (gpu_core's two planes)."""
+    return 2 + 2 * topk * (2 if dtype == "float32" else 1)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    fingerprint: str
+    """Lowercase hex SHA-256 of the model (gpu_core's fingerprint)."""
+
+
+@dataclass(frozen=True)
+class ToplocParams:
+    topk: int = 128
+    decode_batching_size: int = 32
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the output was sampled; temperature 0 is greedy decoding, top_k 0 means no top-k cut."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    max_new_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class Record:
+    """One inference, as a provider commits to it. Construct via `from_json` to validate untrusted input.
+
+    Requires (checked by `from_json`): the shapes described in docs/records.md, and
+    len(proofs) == proof_count(len(output_tokens), toploc.decode_batching_size), each of
+    proof_length(topk, dtype)
+    bytes. Token ids are range-checked against a model's vocabulary by `check_vocabulary`.
+    """
+
+    provider: str
+    model: ModelRef
+    dtype: str
+    toploc: ToplocParams
+    prompt_tokens: tuple[int, ...]
+    output_tokens: tuple[int, ...]
+    sampling: Sampling
+    proofs: tuple[bytes, ...]
+    request_id: str
+    time: int
+    version: int = VERSION
+    _canonical: bytes = field(default=b"", init=False, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the record (proofs in standard padded base64)."""
+        return {
+            "version": self.version,
+            "provider": self.provider,
+            "model": {"name": self.model.name, "fingerprint": self.model.fingerprint},
+            "dtype": self.dtype,
+            "toploc": {"topk": self.toploc.topk, "decode_batching_size": self.toploc.decode_batching_size},
+            "prompt_tokens": list(self.prompt_tokens),
+            "output_tokens": list(self.output_tokens),
+            "sampling": {
+                "temperature": self.sampling.temperature,
+                "top_p": self.sampling.top_p,
+                "top_k": self.sampling.top_k,
+                "seed": self.sampling.seed,
+                "max_new_tokens": self.sampling.max_new_tokens,
+            },
+            "proofs": [base64.b64encode(p).decode("ascii") for p in self.proofs],
+            "request_id": self.request_id,
+            "time": self.time,
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """RFC 8785 JSON of `to_json()` (cached: a record is immutable)."""
+        if not self._canonical:
+            object.__setattr__(self, "_canonical", canonical_json(self.to_json()))
+        return self._canonical
+
+    def digest(self) -> RecordDigest:
+        """recordDigest = SHA-256(canonical bytes)."""
+        return RecordDigest(hashlib.sha256(self.canonical_bytes()).digest())
+
+    @classmethod
+    def from_canonical(cls, data: bytes) -> Record:
+        """Parse stored canonical bytes (as trusted as the store; still fully validated)."""
+        import json
+
+        return cls.from_json(json.loads(data))
+
+    @classmethod
+    def from_json(cls, obj: Any, field: str = "record") -> Record:
+        """Validate and parse a record's JSON object; raises InputError naming the first bad field."""
+        o = _object(
+            obj,
+            field,
+            (
+                "version",
+                "provider",
+                "model",
+                "dtype",
+                "toploc",
+                "prompt_tokens",
+                "output_tokens",
+                "sampling",
+                "proofs",
+                "request_id",
+                "time",
+            ),
+        )
+        version = _int(o["version"], f"{field}.version", 0, MAX_SAFE_INTEGER)
+        if version != VERSION:
+            raise InputError(f"{field}.version", f"unsupported version {version}, want {VERSION}")
+        provider = o["provider"]
+        if not isinstance(provider, str) or not is_hex_address(provider):
+            raise InputError(f"{field}.provider", "not a 20-byte hex address")
+        m = _object(o["model"], f"{field}.model", ("name", "fingerprint"))
+        name = _string(m["name"], f"{field}.model.name", 200)
+        fingerprint = _string(m["fingerprint"], f"{field}.model.fingerprint", 64).lower()
+        if not _FINGERPRINT.fullmatch(fingerprint):
+            raise InputError(f"{field}.model.fingerprint", "not 64 hex digits (a SHA-256)")
+        dtype = o["dtype"]
+        if dtype not in DTYPES:
+            raise InputError(f"{field}.dtype", f"{dtype!r} is not one of {', '.join(DTYPES)}")
+        t = _object(o["toploc"], f"{field}.toploc", ("topk", "decode_batching_size"))
+        topk = _int(t["topk"], f"{field}.toploc.topk", 1, MAX_TOPK)
+        dbs = _int(
+            t["decode_batching_size"], f"{field}.toploc.decode_batching_size", 1, MAX_DECODE_BATCHING_SIZE
+        )
+        prompt = _tokens(o["prompt_tokens"], f"{field}.prompt_tokens")
+        output = _tokens(o["output_tokens"], f"{field}.output_tokens")
+        s = _object(
+            o["sampling"], f"{field}.sampling", ("temperature", "top_p", "top_k", "seed", "max_new_tokens")
+        )
+        sampling = Sampling(
+            temperature=_number(s["temperature"], f"{field}.sampling.temperature", 0.0, 100.0),
+            top_p=_number(s["top_p"], f"{field}.sampling.top_p", 0.0, 1.0, open_low=True),
+            top_k=_int(s["top_k"], f"{field}.sampling.top_k", 0, MAX_TOKENS),
+            seed=None
+            if s["seed"] is None
+            else _int(s["seed"], f"{field}.sampling.seed", 0, MAX_SAFE_INTEGER),
+            max_new_tokens=_int(s["max_new_tokens"], f"{field}.sampling.max_new_tokens", 1, MAX_TOKENS),
+        )
+        if len(output) > sampling.max_new_tokens:
+            raise InputError(
+                f"{field}.output_tokens",
+                f"{len(output)} tokens exceed sampling.max_new_tokens = {sampling.max_new_tokens}",
+            )
+        proofs = _proofs(o["proofs"], f"{field}.proofs", len(output), topk, dbs, dtype)
+        return cls(
+            version=version,
+            provider=_checksum(provider),
+            model=ModelRef(name, fingerprint),
+            dtype=dtype,
+            toploc=ToplocParams(topk, dbs),
+            prompt_tokens=prompt,
+            output_tokens=output,
+            sampling=sampling,
+            proofs=proofs,
+            request_id=_request_id(o["request_id"], f"{field}.request_id"),
+            time=_int(o["time"], f"{field}.time", 0, MAX_SAFE_INTEGER),
+        )
+
+    def check_vocabulary(self, vocab_size: int, field: str = "record") -> None:
+        """Raise InputError unless every token id is < vocab_size (the declared model's vocabulary)."""
+        for name, tokens in (("prompt_tokens", self.prompt_tokens), ("output_tokens", self.output_tokens)):
+            if tokens and max(tokens) >= vocab_size:
+                i = next(i for i, t in enumerate(tokens) if t >= vocab_size)
+                raise InputError(
+                    f"{field}.{name}[{i}]",
+                    f"token id {tokens[i]} is outside the vocabulary of {self.model.name} ({vocab_size} ids)",
+                )
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    """EIP-55 costs a keccak; providers repeat, so remember them."""
+    return str(to_checksum_address(address))
+
+
+def _object(obj: Any, field: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(obj, dict):
+        raise InputError(field, f"must be an object, got {_kind(obj)}")
+    for k in keys:
+        if k not in obj:
+            raise InputError(f"{field}.{k}", "missing")
+    if len(obj) != len(keys):
+        extra = sorted(set(obj) - set(keys))
+        raise InputError(f"{field}.{extra[0]}", "unknown field")
+    return obj
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _int(value: Any, field: str, low: int, high: int) -> int:
+    if type(value) is not int:  # bool is an int subclass; JSON true is not a number
+        raise InputError(field, f"must be an integer, got {_kind(value)}")
+    if not low <= value <= high:
+        raise InputError(field, f"{value} is outside [{low}, {high}]")
+    return value
+
+
+def _number(value: Any, field: str, low: float, high: float, open_low: bool = False) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise InputError(field, f"must be a finite number, got {_kind(value)}")
+    if not (low < value if open_low else low <= value) or value > high:
+        raise InputError(field, f"{value} is outside {'(' if open_low else '['}{low}, {high}]")
+    return float(value)
+
+
+def _string(value: Any, field: str, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise InputError(field, f"must be a string, got {_kind(value)}")
+    if not 0 < len(value) <= max_len:
+        raise InputError(field, f"length {len(value)} is outside [1, {max_len}]")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(field, "is not valid Unicode (lone surrogate)") from None
+    return value
+
+
+def _request_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
+        raise InputError(field, "must be 1-128 characters of A-Z a-z 0-9 . _ : / @ + = -")
+    return value
+
+
+def _tokens(value: Any, field: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise InputError(field, f"must be an array of token ids, got {_kind(value)}")
+    if not 0 < len(value) <= MAX_TOKENS:
+        raise InputError(field, f"has {len(value)} tokens, want 1 to {MAX_TOKENS}")
+    # Fast path first: the whole list at C speed; find the culprit only when something is wrong.
+    if set(map(type, value)) == _INT_ONLY and min(value) >= 0 and max(value) <= 2**31 - 1:
+        return tuple(value)
+    for i, t in enumerate(value):
+        if type(t) is not int:
+            raise InputError(f"{field}[{i}]", f"must be an integer token id, got {_kind(t)}")
+        if not 0 <= t <= 2**31 - 1:
+            raise InputError(f"{field}[{i}]", f"token id {t} is negative or too large")
+    raise AssertionError("unreachable")
+
+
+def _proofs(value: Any, field: str, output_len: int, topk: int, dbs: int, dtype: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise InputError(field, f"must be an array of base64 strings, got {_kind(value)}")
+    want = proof_count(output_len, dbs)
+    if len(value) != want:
+        raise InputError(
+            field,
+            f"has {len(value)} proofs, want {want} (1 prefill + ceil({output_len} output tokens / "
+            f"decode_batching_size {dbs}))",
+        )
+    size = proof_length(topk, dtype)
+    out = []
+    for i, s in enumerate(value):
+        if not isinstance(s, str):
+            raise InputError(f"{field}[{i}]", f"must be a base64 string, got {_kind(s)}")
+        try:
+            raw = binascii.a2b_base64(s, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise InputError(f"{field}[{i}]", "is not valid base64") from None
+        if len(raw) != size:
+            raise InputError(f"{field}[{i}]", f"has {len(raw)} bytes, want {size} (topk {topk}, {dtype})")
+        # Strict decoding still accepts nonzero unused bits in the last character; equal re-encoding
+        # is what makes the string canonical (the form the canonical bytes hold).
+        if binascii.b2a_base64(raw, newline=False) != s.encode("ascii"):
+            raise InputError(f"{field}[{i}]", "is not canonical base64 (standard alphabet, padded)")
+        modulus = int.from_bytes(raw[:2], "big")
+        if not 1 <= modulus <= MAX_MODULUS:  # 0 is the reference prover's "null proof" after a failed build
+            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [1, {MAX_MODULUS}]")
+        out.append(raw)
+    return tuple(out)

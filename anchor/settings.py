@@ -1,0 +1,205 @@
+"""Configuration from environment variables, one place for all of them (the README lists each).
+
+Everything has an embedded default under the state folder, so `make demo` needs no configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    """TOPLOC_AUDIT_HOME: the state folder (models, SQLite, deployment, keys). Default ./.toploc-audit"""
+    database_url: str
+    """TOPLOC_AUDIT_DATABASE_URL: SQLAlchemy URL. Default sqlite:///<home>/audit.sqlite3"""
+    broker_url: str
+    """TOPLOC_AUDIT_BROKER_URL: Celery broker. Default sqla+sqlite:///<home>/broker.sqlite3 (kombu)"""
+    models_dir: Path
+    """TOPLOC_AUDIT_MODELS: the local model store (HF folders). Default <home>/models"""
+    deployment_file: Path
+    """TOPLOC_AUDIT_DEPLOYMENT: written by `chain up/deploy`. Default <home>/deployment.json"""
+    rpc_url: str | None
+    """TOPLOC_AUDIT_RPC_URL: JSON-RPC endpoint. Default: the one recorded in the deployment file"""
+    log_key: str | None
+    """TOPLOC_AUDIT_LOG_KEY: hex secp256k1 key of the log: signs receipts and anchor transactions (the
+    contract's operator). Default: read from <home>/log.key"""
+    max_merge_delay: int
+    """TOPLOC_AUDIT_MAX_MERGE_DELAY: seconds within which a receipt promises anchoring. Default 3600"""
+    anchor_every_entries: int
+    """TOPLOC_AUDIT_ANCHOR_ENTRIES: the anchor loop checkpoints once this many entries wait. Default 1000"""
+    anchor_every_seconds: float
+    """TOPLOC_AUDIT_ANCHOR_SECONDS: ... or once the oldest waiting entry is this old. Default 60"""
+    anchor_confirmations: int
+    """TOPLOC_AUDIT_ANCHOR_CONFIRMATIONS: blocks (the including one counts) before an anchor is final.
+    Default 3"""
+    anchor_crash_at: str | None
+    """TOPLOC_AUDIT_ANCHOR_CRASH_AT: test hook: the anchor loop SIGKILLs itself at this step
+    (before-send, after-send, after-confirm). Unset in production"""
+    api_host: str
+    """TOPLOC_AUDIT_API_HOST: address `serve` listens on. Default 127.0.0.1"""
+    api_port: int
+    """TOPLOC_AUDIT_API_PORT: port `serve` listens on. Default 8470"""
+    test_postgres_url: str
+    """TOPLOC_AUDIT_TEST_POSTGRES_URL: server the test suite creates (and drops) its own databases on.
+    Default postgresql://postgres@127.0.0.1:5432/postgres"""
+    validators: tuple[str, ...] = ()
+    """TOPLOC_AUDIT_VALIDATORS: comma-separated addresses of the validators this deployment runs (the
+    watcher queues validation work for these committee members only). Default: the names of the key
+    files <home>/validators/<address>.key"""
+    validator_key: str | None = None
+    """TOPLOC_AUDIT_VALIDATOR_KEY: hex secp256k1 key of the validator a worker votes as (`toploc-audit
+    worker --key-file` sets it for its own process). Unset: the worker must be given a key file"""
+    provider_key: str | None = None
+    """TOPLOC_AUDIT_PROVIDER_KEY: hex key `generate --record` signs records with. Default:
+    <home>/provider.key"""
+    challenger_key: str | None = None
+    """TOPLOC_AUDIT_CHALLENGER_KEY: hex key `dispute file` sends openDispute from. Default:
+    <home>/challenger.key"""
+    recorder_url: str = ""
+    """TOPLOC_AUDIT_RECORDER_URL: the recorder API `generate --record` posts to. Default
+    http://<api_host>:<api_port>"""
+    queue_prefix: str = ""
+    """TOPLOC_AUDIT_QUEUE_PREFIX: prefixed to every Celery queue name, so deployments (or test sessions)
+    can share one broker. Default empty"""
+    broker_poll_seconds: float = 0.1
+    """TOPLOC_AUDIT_BROKER_POLL: seconds between polls of a polling broker (the SQLite one). Default 0.1"""
+    broker_visibility_timeout: int = 3600
+    """TOPLOC_AUDIT_BROKER_VISIBILITY_TIMEOUT: seconds after which Redis hands an unacknowledged task
+    (its worker vanished) to another worker. Default 3600"""
+    watch_confirmations: int = 6
+    """TOPLOC_AUDIT_WATCH_CONFIRMATIONS: the watcher re-reads this many blocks below its last synced block
+    on every pass (recent blocks may still be reorganised). Default 6"""
+    watch_seconds: float = 2.0
+    """TOPLOC_AUDIT_WATCH_SECONDS: seconds between watcher passes (`watch` and the beat task). Default 2"""
+    requeue_seconds: float = 120.0
+    """TOPLOC_AUDIT_REQUEUE_SECONDS: work queued this long ago and still not done is queued again (a
+    broker restart may have lost the message; tasks are idempotent). Default 120"""
+    validate_retries: int = 3
+    """TOPLOC_AUDIT_VALIDATE_RETRIES: retries of a validation that could not check (model missing, crash,
+    time limit) before the validator abstains. Default 3"""
+    retry_seconds: float = 10.0
+    """TOPLOC_AUDIT_RETRY_SECONDS: delay before the first retry of a failed task; doubles each time.
+    Default 10"""
+    validation_lease: int = 1800
+    """TOPLOC_AUDIT_VALIDATION_LEASE: seconds a claimed validation stays with the task that claimed it;
+    after that another task may take it over. Default 1800"""
+    validate_batch: int = 64
+    """TOPLOC_AUDIT_VALIDATE_BATCH: most records of one model validated in one batched prefill call.
+    Default 64"""
+    validate_time_limit: int = 1800
+    """TOPLOC_AUDIT_VALIDATE_TIME_LIMIT: soft time limit (seconds) of one validation task. Default 1800"""
+    watch_crash_at: str | None = None
+    """TOPLOC_AUDIT_WATCH_CRASH_AT: test hook: the watcher SIGKILLs itself at this step of a pass
+    (after-fetch, after-apply). Unset in production"""
+    validate_hold_dir: Path | None = None
+    """TOPLOC_AUDIT_VALIDATE_HOLD_DIR: test hook: while <dir>/hold-<disputeId> exists, a validation of that
+    dispute writes <dir>/running-<disputeId>-<validator> (its pid) and waits. Unset in production"""
+    api_workers: int = 1
+    """TOPLOC_AUDIT_API_WORKERS: server processes `serve` runs (appends stay serialised by the database;
+    parsing and signature checks run in parallel). Default 1"""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("TOPLOC_AUDIT_HOME", ".toploc-audit")).expanduser().resolve()
+        return cls(
+            home=home,
+            database_url=env.get("TOPLOC_AUDIT_DATABASE_URL", f"sqlite:///{home / 'audit.sqlite3'}"),
+            broker_url=env.get("TOPLOC_AUDIT_BROKER_URL", f"sqla+sqlite:///{home / 'broker.sqlite3'}"),
+            models_dir=Path(env.get("TOPLOC_AUDIT_MODELS", str(home / "models"))).expanduser().resolve(),
+            deployment_file=Path(
+                env.get("TOPLOC_AUDIT_DEPLOYMENT", str(home / "deployment.json"))
+            ).expanduser(),
+            rpc_url=env.get("TOPLOC_AUDIT_RPC_URL") or None,
+            log_key=env.get("TOPLOC_AUDIT_LOG_KEY") or None,
+            max_merge_delay=_number(env, "TOPLOC_AUDIT_MAX_MERGE_DELAY", 3600, int, 1),
+            anchor_every_entries=_number(env, "TOPLOC_AUDIT_ANCHOR_ENTRIES", 1000, int, 1),
+            anchor_every_seconds=_number(env, "TOPLOC_AUDIT_ANCHOR_SECONDS", 60.0, float, 0),
+            anchor_confirmations=_number(env, "TOPLOC_AUDIT_ANCHOR_CONFIRMATIONS", 3, int, 1),
+            anchor_crash_at=env.get("TOPLOC_AUDIT_ANCHOR_CRASH_AT") or None,
+            api_host=env.get("TOPLOC_AUDIT_API_HOST", "127.0.0.1"),
+            api_port=_number(env, "TOPLOC_AUDIT_API_PORT", 8470, int, 0),
+            test_postgres_url=env.get(
+                "TOPLOC_AUDIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+            ),
+            api_workers=_number(env, "TOPLOC_AUDIT_API_WORKERS", 1, int, 1),
+            **_verifier_settings(env, home),
+        )
+
+    @property
+    def log_key_file(self) -> Path:
+        """Where the log key is read from when TOPLOC_AUDIT_LOG_KEY is unset."""
+        return self.home / "log.key"
+
+    @property
+    def validator_keys_dir(self) -> Path:
+        """Key files of the validators this deployment runs, one <address>.key each (hex key)."""
+        return self.home / "validators"
+
+    @property
+    def provider_key_file(self) -> Path:
+        """Where `generate --record` reads the provider key when TOPLOC_AUDIT_PROVIDER_KEY is unset."""
+        return self.home / "provider.key"
+
+    @property
+    def challenger_key_file(self) -> Path:
+        """Where `dispute file` reads the challenger key when TOPLOC_AUDIT_CHALLENGER_KEY is unset."""
+        return self.home / "challenger.key"
+
+
+def _number(env: Mapping[str, str], name: str, default: N, kind: type[N], minimum: N) -> N:
+    """Parse a numeric variable; a bad value is an InputError naming it (and nothing starts)."""
+    from anchor.errors import InputError
+
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise InputError(name, f"{raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if value < minimum:
+        raise InputError(name, f"{value} is below the minimum {minimum}")
+    return value
+
+
+def _verifier_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
+    """The variables of disputes, validators and workers (verifier/ and its commands)."""
+    from anchor.errors import InputError
+
+    validators = tuple(v.strip() for v in env.get("TOPLOC_AUDIT_VALIDATORS", "").split(",") if v.strip())
+    for i, address in enumerate(validators):
+        if not (address.startswith("0x") and len(address) == 42):
+            raise InputError(f"TOPLOC_AUDIT_VALIDATORS[{i}]", f"{address!r} is not a 0x address")
+    if not validators and (home / "validators").is_dir():
+        validators = tuple(sorted(p.stem for p in (home / "validators").glob("0x*.key")))
+    hold = env.get("TOPLOC_AUDIT_VALIDATE_HOLD_DIR") or None
+    api = f"http://{env.get('TOPLOC_AUDIT_API_HOST', '127.0.0.1')}:{env.get('TOPLOC_AUDIT_API_PORT', '8470')}"
+    return {
+        "validators": validators,
+        "validator_key": env.get("TOPLOC_AUDIT_VALIDATOR_KEY") or None,
+        "provider_key": env.get("TOPLOC_AUDIT_PROVIDER_KEY") or None,
+        "challenger_key": env.get("TOPLOC_AUDIT_CHALLENGER_KEY") or None,
+        "recorder_url": env.get("TOPLOC_AUDIT_RECORDER_URL") or api,
+        "queue_prefix": env.get("TOPLOC_AUDIT_QUEUE_PREFIX", ""),
+        "broker_poll_seconds": _number(env, "TOPLOC_AUDIT_BROKER_POLL", 0.1, float, 0.001),
+        "broker_visibility_timeout": _number(env, "TOPLOC_AUDIT_BROKER_VISIBILITY_TIMEOUT", 3600, int, 1),
+        "watch_confirmations": _number(env, "TOPLOC_AUDIT_WATCH_CONFIRMATIONS", 6, int, 1),
+        "watch_seconds": _number(env, "TOPLOC_AUDIT_WATCH_SECONDS", 2.0, float, 0.01),
+        "requeue_seconds": _number(env, "TOPLOC_AUDIT_REQUEUE_SECONDS", 120.0, float, 0.1),
+        "validate_retries": _number(env, "TOPLOC_AUDIT_VALIDATE_RETRIES", 3, int, 0),
+        "retry_seconds": _number(env, "TOPLOC_AUDIT_RETRY_SECONDS", 10.0, float, 0),
+        "validation_lease": _number(env, "TOPLOC_AUDIT_VALIDATION_LEASE", 1800, int, 1),
+        "validate_batch": _number(env, "TOPLOC_AUDIT_VALIDATE_BATCH", 64, int, 1),
+        "validate_time_limit": _number(env, "TOPLOC_AUDIT_VALIDATE_TIME_LIMIT", 1800, int, 1),
+        "watch_crash_at": env.get("TOPLOC_AUDIT_WATCH_CRASH_AT") or None,
+        "validate_hold_dir": None if hold is None else Path(hold).expanduser().resolve(),
+    }

@@ -1,0 +1,275 @@
+"""The HTTP API on both databases: receipts, idempotency, every bad-input class, reads and pagination."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import pytest
+from eth_utils import to_checksum_address
+
+from anchor.leaf import leaf_hash
+from anchor.merkle import reference as ref
+from anchor.merkle import sha256_hasher, verify_inclusion
+from anchor.receipts import Receipt
+from anchor.records import Record
+from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
+from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, other_key
+
+
+def _log_size(client) -> int:
+    return client.get("/v1/log").json()["size"]
+
+
+def test_post_returns_a_receipt_signed_by_the_log_key_and_is_idempotent(client) -> None:
+    rec = make_record("req-1")
+    r = client.post("/v1/records", json=entry(rec))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    receipt = Receipt.from_json(body["receipt"])
+    assert receipt.log_index == 0
+    assert receipt.record_digest == rec.digest()
+    assert receipt.max_merge_delay == MAX_MERGE_DELAY
+    assert body["created"] is True
+    signer = receipt.signer(bytes.fromhex(body["signature"][2:]), DOMAIN)
+    assert signer == LOG_KEY.public_key.to_checksum_address()
+
+    again = client.post("/v1/records", json=entry(rec))
+    assert again.status_code == 200
+    assert again.json()["receipt"] == body["receipt"] and again.json()["created"] is False
+    assert _log_size(client) == 1
+
+
+def test_batch_is_one_transaction_in_order_and_matches_the_reference_tree(client) -> None:
+    records = [make_record(f"b-{i}") for i in range(7)]
+    r = client.post("/v1/records:batch", json={"entries": [entry(x) for x in records]})
+    assert r.status_code == 201, r.text
+    assert [x["receipt"]["logIndex"] for x in r.json()["receipts"]] == list(range(7))
+    leaves = [leaf_hash(PROVIDER, x.digest()) for x in records]
+    log = client.get("/v1/log").json()
+    assert log["size"] == 7 and log["root"] == "0x" + ref.root(sha256_hasher, leaves).hex()
+    p = client.get("/v1/log/inclusion", params={"index": 3, "size": 7}).json()
+    verify_inclusion(
+        sha256_hasher,
+        3,
+        7,
+        leaves[3],
+        [bytes.fromhex(h[2:]) for h in p["proof"]],
+        ref.root(sha256_hasher, leaves),
+    )
+    # A replayed batch plus one new entry: old receipts come back, only the new one is appended.
+    r2 = client.post(
+        "/v1/records:batch", json={"entries": [entry(x) for x in [*records[:2], make_record("b-new")]]}
+    )
+    assert r2.status_code == 201
+    assert [x["receipt"]["logIndex"] for x in r2.json()["receipts"]] == [0, 1, 7]
+    assert _log_size(client) == 8
+
+
+def _mutate(body: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    target = out
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return out
+
+
+def _resign(rec_json: dict[str, Any], key=None) -> dict[str, Any]:
+    """Re-sign a record JSON that still parses (so only the intended field is wrong)."""
+    return entry(Record.from_json(rec_json), key) if key else entry(Record.from_json(rec_json))
+
+
+BAD: list[tuple[str, Any, int, str, str]] = [
+    # (case, how to break the entry, status, field, reason fragment)
+    (
+        "token out of vocabulary",
+        lambda e: _resign(_mutate(e["record"], ["output_tokens", 5], 1000)),
+        422,
+        "record.output_tokens[5]",
+        "outside the vocabulary",
+    ),
+    (
+        "negative token",
+        lambda e: _mutate(e, ["record", "prompt_tokens", 0], -1),
+        422,
+        "record.prompt_tokens[0]",
+        "negative",
+    ),
+    (
+        "proof count",
+        lambda e: _mutate(e, ["record", "proofs"], e["record"]["proofs"][:-1]),
+        422,
+        "record.proofs",
+        "want 4",
+    ),
+    (
+        "proof length",
+        lambda e: _mutate(e, ["record", "proofs", 0], e["record"]["proofs"][1][:-4]),
+        422,
+        "record.proofs[0]",
+        "want 18",
+    ),
+    (
+        "proof not base64",
+        lambda e: _mutate(e, ["record", "proofs", 1], "!!"),
+        422,
+        "record.proofs[1]",
+        "base64",
+    ),
+    ("topk", lambda e: _mutate(e, ["record", "toploc", "topk"], 0), 422, "record.toploc.topk", "outside"),
+    (
+        "decode batching size",
+        lambda e: _mutate(e, ["record", "toploc", "decode_batching_size"], "32"),
+        422,
+        "record.toploc.decode_batching_size",
+        "integer",
+    ),
+    ("dtype", lambda e: _mutate(e, ["record", "dtype"], "int8"), 422, "record.dtype", "not one of"),
+    ("version", lambda e: _mutate(e, ["record", "version"], 2), 422, "record.version", "unsupported"),
+    ("unknown field", lambda e: _mutate(e, ["record", "extra"], 1), 422, "record.extra", "unknown field"),
+    (
+        "missing field",
+        lambda e: {
+            "record": {k: v for k, v in e["record"].items() if k != "time"},
+            "signature": e["signature"],
+        },
+        422,
+        "record.time",
+        "missing",
+    ),
+    (
+        "signature by another key",
+        lambda e: entry(Record.from_json(e["record"]), other_key("mallory")),
+        422,
+        "signature",
+        "want the record's provider",
+    ),
+    ("signature malformed", lambda e: _mutate(e, ["signature"], "0x1234"), 422, "signature", "65"),
+    (
+        "signature for another record",
+        lambda e: _mutate(e, ["record", "time"], 5),
+        422,
+        "signature",
+        "signed by",
+    ),
+    (
+        "model not declared",
+        lambda e: _resign(_mutate(e["record"], ["model", "name"], "other")),
+        422,
+        "record.model",
+        "not declared",
+    ),
+    (
+        "provider not registered",
+        lambda e: entry(
+            Record.from_json(
+                _mutate(e["record"], ["provider"], other_key("stranger").public_key.to_checksum_address())
+            ),
+            other_key("stranger"),
+        ),
+        403,
+        "record.provider",
+        "not a registered provider",
+    ),
+    (
+        "temperature",
+        lambda e: _mutate(e, ["record", "sampling", "temperature"], -0.5),
+        422,
+        "record.sampling.temperature",
+        "outside",
+    ),
+    (
+        "too many output tokens",
+        lambda e: _mutate(e, ["record", "sampling", "max_new_tokens"], 10),
+        422,
+        "record.output_tokens",
+        "exceed",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
+def test_every_bad_input_class_is_a_4xx_naming_the_field_and_changes_nothing(client, case) -> None:
+    _, breaker, status, field, reason = case
+    good = entry(make_record("good-0", n_output=40, dbs=16, topk=8))
+    r = client.post("/v1/records", json=breaker(good))
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["field"] == field
+    assert reason in err["reason"]
+    assert _log_size(client) == 0
+    # In a batch, the same fault names the entry, and the good entries before it are not written either.
+    r = client.post("/v1/records:batch", json={"entries": [entry(make_record("ok-1")), breaker(good)]})
+    assert r.status_code == status
+    assert r.json()["error"]["field"] == f"entries[1].{field}"
+    assert _log_size(client) == 0
+
+
+def test_request_id_reuse_is_a_conflict_and_bad_json_a_400(client) -> None:
+    assert client.post("/v1/records", json=entry(make_record("dup"))).status_code == 201
+    other = make_record("dup", rng=random.Random(99))
+    r = client.post("/v1/records", json=entry(other))
+    assert r.status_code == 409
+    assert r.json()["error"]["field"] == "record.request_id" and "log index 0" in r.json()["error"]["reason"]
+    r = client.post(
+        "/v1/records:batch",
+        json={"entries": [entry(make_record("x")), entry(make_record("x", rng=random.Random(1)))]},
+    )
+    assert r.status_code == 409 and r.json()["error"]["field"] == "entries[1].record.request_id"
+    r = client.post("/v1/records", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "body"
+    r = client.post("/v1/records:batch", json={"entries": []})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "entries"
+    assert _log_size(client) == 1
+
+
+def test_api_key_is_required_when_the_provider_has_one(database_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from anchor.api import AppConfig, create_app
+
+    seed_registry(database_url, api_key="secret-key")
+    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY))
+    with TestClient(app) as c:
+        body = entry(make_record("k1"))
+        r = c.post("/v1/records", json=body)
+        assert r.status_code == 401 and r.json()["error"]["field"] == "authorization"
+        r = c.post("/v1/records", json=body, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401 and "not it" in r.json()["error"]["reason"]
+        r = c.post("/v1/records", json=body, headers={"Authorization": "Bearer secret-key"})
+        assert r.status_code == 201
+    app.state.engine.dispose()
+
+
+def test_reads_are_public_with_filters_and_pagination(client) -> None:
+    records = [make_record(f"r-{i}") for i in range(5)]
+    client.post("/v1/records:batch", json={"entries": [entry(x) for x in records]})
+    d = client.get("/v1/records/2").json()
+    assert d["logIndex"] == 2 and d["record"] == records[2].to_json() and d["status"] == "pending"
+    assert d["inclusion"] is None and d["anchor"] is None and d["disputes"] == []
+    assert client.get(f"/v1/records/0x{records[4].digest().hex()}").json()["logIndex"] == 4
+    assert client.get("/v1/records/99").status_code == 404
+    r = client.get("/v1/records/nope")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "record"
+
+    page1 = client.get("/v1/records", params={"limit": 2}).json()
+    assert [x["logIndex"] for x in page1["items"]] == [0, 1] and page1["next"] == 1
+    page2 = client.get("/v1/records", params={"limit": 2, "after": page1["next"]}).json()
+    assert [x["logIndex"] for x in page2["items"]] == [2, 3]
+    last = client.get("/v1/records", params={"limit": 2, "after": 3}).json()
+    assert [x["logIndex"] for x in last["items"]] == [4] and last["next"] is None
+    by_provider = client.get("/v1/records", params={"provider": PROVIDER.lower()}).json()["items"]
+    assert len(by_provider) == 5
+    other = to_checksum_address("0x" + "12" * 20)
+    assert client.get("/v1/records", params={"provider": other}).json()["items"] == []
+    assert (
+        len(client.get("/v1/records", params={"model": "tiny-llama", "status": "pending"}).json()["items"])
+        == 5
+    )
+    assert client.get("/v1/records", params={"status": "anchored"}).json()["items"] == []
+    assert client.get("/v1/records", params={"status": "bogus"}).status_code == 422
+    assert client.get("/v1/records", params={"since": 2_000_000_000}).json()["items"] == []
+    assert client.get("/v1/records/1/receipt").json()["inclusion"] is None
+    assert "/v1/records:batch" in client.get("/openapi.json").json()["paths"]

@@ -1,0 +1,86 @@
+"""`toploc-audit trail RECORD`: the audit trail of one record as a readable timeline (or JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from anchor.db import open_database
+from anchor.settings import Settings
+from anchor.trail import detail, find
+
+
+def _when(ts: int | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def timeline(d: dict[str, Any]) -> list[str]:
+    """The trail as lines, oldest first."""
+    r = d["receipt"]
+    lines = [
+        f"record {d['logIndex']}  recordDigest {d['recordDigest']}",
+        f"  provider {d['provider']}  model {d['model']['name']} ({d['model']['fingerprint'][:16]}...)"
+        f"  dtype {d['dtype']}  request {d['requestId']}",
+        f"  {len(d['record']['prompt_tokens'])} prompt tokens, {len(d['record']['output_tokens'])} output"
+        f" tokens, {len(d['record']['proofs'])} TOPLOC proofs",
+        f"{_when(d['time'])}  inference done (the record's time)",
+        f"{_when(r['timestamp'])}  logged at index {r['logIndex']}; receipt promises anchoring within "
+        f"{r['maximumMergeDelay']} s",
+    ]
+    first = d["firstCheckpoint"]
+    if first is None:
+        lines.append(f"{'':22}not anchored yet")
+    else:
+        late = (
+            first["anchoredAt"] is not None and first["anchoredAt"] > r["timestamp"] + r["maximumMergeDelay"]
+        )
+        lines.append(
+            f"{_when(first['anchoredAt'])}  anchored in checkpoint {first['checkpointId']}"
+            f" (size {first['treeSize']}) tx {first['txHash']} block {first['blockNumber']}"
+            f" chain {first['chainId']} contract {first['contract']}"
+            + ("  LATE: after the maximum merge delay" if late else "")
+        )
+    if d["anchor"] is not None:
+        a = d["anchor"]
+        lines.append(
+            f"{'':22}inclusion proof ({len(d['inclusion']['proof'])} hashes) against checkpoint"
+            f" {a['checkpointId']} (size {a['treeSize']}, root {a['root']})"
+        )
+    for disp in d["disputes"]:
+        lines.append(
+            f"block {disp['openedBlock']}  dispute {disp['disputeId']} opened by {disp['challenger']} "
+            f"(bond {disp['bond']} wei, committee of {len(disp['committee'])},"
+            f" deadline {_when(disp['deadline'])})"
+        )
+        for v in disp["votes"]:
+            lines.append(
+                f"block {v['blockNumber']}  {v['validator']} voted {'FRAUD' if v['fraud'] else 'honest'}"
+            )
+        if disp["resolvedBlock"] is not None:
+            lines.append(
+                f"block {disp['resolvedBlock']}  dispute {disp['disputeId']} resolved: {disp['outcome']}"
+            )
+        for p in disp["payouts"]:
+            lines.append(f"block {p['blockNumber']}  credited {p['amount']} wei to {p['account']}")
+    lines.append(f"status: {d['status']}" + (f", outcome {d['outcome']}" if d["outcome"] else ""))
+    return lines
+
+
+@click.command()
+@click.argument("record")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the full trail as JSON (same as GET /v1/records/ID)."
+)
+def trail(record: str, as_json: bool) -> None:
+    """Show RECORD's audit trail (RECORD: log index or 0x recordDigest): logged, anchored, disputes, votes,
+    outcome."""
+    sessions = open_database(Settings.from_env().database_url)
+    with sessions() as s:
+        d = detail(s, find(s, record))
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+    else:
+        click.echo("\n".join(timeline(d)))
