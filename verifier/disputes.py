@@ -1,0 +1,151 @@
+"""Opening a dispute against a log entry: everything openDispute needs, built from the database and
+checked before anything is sent.
+
+`plan_dispute`, step by step (each failure is an InputError naming what is wrong; nothing is sent):
+1. find the record (log index or 0x recordDigest);
+2. it must be anchored: the checkpoint that first covers it, read from its CheckpointAnchored event and
+   checked against the hash the contract stores;
+3. the inclusion proof from the stored log, checked here against that checkpoint's root;
+4. the dispute window (the contract's disputeWindow after the checkpoint's timestamp, chain time) must
+   be open, and the entry must not be under (or decided by) another dispute;
+5. the bond must be exactly the contract's bond.
+`file_dispute` then sends openDispute (simulated first: a revert raises the contract's error by name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from anchor.chain.client import Checkpoint, Outcome, ToplocAuditClient
+from anchor.db.models import Checkpoint as CheckpointRow
+from anchor.errors import InputError
+from anchor.leaf import leaf_hash
+from anchor.log.store import LogStore
+from anchor.merkle import ProofError, sha256_hasher, verify_inclusion
+from anchor.trail import find
+
+
+@dataclass(frozen=True)
+class DisputePlan:
+    """The arguments of openDispute for one entry, checked."""
+
+    leaf_index: int
+    checkpoint: Checkpoint
+    provider: str
+    record_digest: bytes
+    provider_signature: bytes
+    proof: tuple[bytes, ...]
+    bond: int
+    window_ends: int
+
+
+@dataclass(frozen=True)
+class Filed:
+    dispute_id: int
+    tx_hash: str
+    block_number: int
+    committee: tuple[str, ...]
+    deadline: int
+
+
+def plan_dispute(
+    session: Session, client: ToplocAuditClient, record: str, bond: int | None = None
+) -> DisputePlan:
+    """Build and check openDispute's arguments for `record` (see the module docstring)."""
+    # 1. the record
+    row = find(session, record)
+    provider = row.provider.address
+
+    # 2. the first checkpoint covering it
+    if row.checkpoint_id is None:
+        raise InputError(
+            "record", f"entry {row.log_index} is not anchored yet: no checkpoint covers it on chain"
+        )
+    cp_row = session.get(CheckpointRow, row.checkpoint_id)
+    if cp_row is None or cp_row.chain_checkpoint_id is None:
+        raise InputError("record", f"entry {row.log_index}'s checkpoint is not anchored on chain")
+    checkpoint = client.checkpoint(cp_row.chain_checkpoint_id)
+    if not checkpoint.covers(row.log_index):
+        raise InputError(
+            "record",
+            f"checkpoint {checkpoint.id} covers entries [{checkpoint.previous_size}, {checkpoint.size}), "
+            f"not {row.log_index}: the database and the chain disagree",
+        )
+
+    # 3. the inclusion proof, checked before the contract sees it
+    proof = LogStore(session).inclusion_proof(row.log_index, checkpoint.size)
+    try:
+        verify_inclusion(
+            sha256_hasher,
+            row.log_index,
+            checkpoint.size,
+            leaf_hash(provider, row.record_digest),
+            proof,
+            checkpoint.root,
+        )
+    except ProofError as exc:
+        raise InputError(
+            "record", f"the log's inclusion proof does not match checkpoint {checkpoint.id}: {exc}"
+        ) from None
+
+    # 4. the window and earlier disputes
+    parameters = client.parameters()
+    window_ends = checkpoint.timestamp + parameters.disputeWindow
+    now = int(client.w3.eth.get_block("latest")["timestamp"])
+    if now > window_ends:
+        raise InputError(
+            "record",
+            f"the dispute window of entry {row.log_index} closed at chain time {window_ends} "
+            f"(checkpoint {checkpoint.id} at {checkpoint.timestamp} + {parameters.disputeWindow} s); "
+            f"it is {now}",
+        )
+    previous = client.dispute_of_leaf(row.log_index)
+    if previous:
+        outcome = client.dispute(previous).outcome
+        if outcome == Outcome.OPEN:
+            raise InputError("record", f"entry {row.log_index} is already disputed (dispute {previous})")
+        if outcome != Outcome.NO_QUORUM:
+            raise InputError(
+                "record", f"entry {row.log_index} was decided by dispute {previous}: {outcome.name.lower()}"
+            )
+
+    # 5. the bond
+    if bond is None:
+        bond = parameters.bond
+    elif bond != parameters.bond:
+        raise InputError("bond", f"must be exactly the contract's bond, {parameters.bond} wei; got {bond}")
+    return DisputePlan(
+        leaf_index=row.log_index,
+        checkpoint=checkpoint,
+        provider=provider,
+        record_digest=bytes(row.record_digest),
+        provider_signature=bytes(row.signature),
+        proof=tuple(proof),
+        bond=bond,
+        window_ends=window_ends,
+    )
+
+
+def file_dispute(client: ToplocAuditClient, plan: DisputePlan) -> Filed:
+    """Send openDispute from the client's account. Requires a client with an account (the challenger)."""
+    if client.account is not None and client.account.address.lower() == plan.provider.lower():
+        raise InputError("challenger", f"{plan.provider} is the record's provider: it cannot dispute itself")
+    sent = client.open_dispute(
+        plan.leaf_index,
+        plan.checkpoint,
+        plan.provider,
+        plan.record_digest,
+        plan.provider_signature,
+        plan.proof,
+        bond=plan.bond,
+    )
+    opened = sent.event("DisputeOpened")
+    return Filed(
+        dispute_id=int(opened["disputeId"]),
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+        committee=tuple(str(m) for m in opened["committee"]),
+        deadline=int(opened["deadline"]),
+    )

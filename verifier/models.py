@@ -1,0 +1,97 @@
+"""The verifier's own tables: one validation per (dispute, validator) this deployment runs, and slashes.
+
+They live on anchor's declarative Base (one schema, one Alembic history); migration 0002 creates them.
+Disputes, votes and payouts are anchor's tables (anchor.db.models), filled by the watcher.
+
+A validation moves through these states (the task that owns each step is in verifier/tasks.py):
+
+    pending -> claimed -> validated -> voting -> voted
+                  \\-> abstained (could not check: model missing, crash, time limit; never a fraud vote)
+    cancelled: the dispute vanished in a reorg, or was resolved before this validator could act
+
+`report` holds the canonical JSON of the per-chunk report and `evidence_hash` its SHA-256, the hash the
+vote carries on chain. The vote transaction is stored signed before it is broadcast, so a restart sends
+the same bytes again (one nonce: at most one vote can ever be mined; the contract refuses a second).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from anchor.db.models import ADDRESS, HASH, Base, Wei
+
+PENDING = "pending"
+CLAIMED = "claimed"
+VALIDATED = "validated"
+VOTING = "voting"
+VOTED = "voted"
+ABSTAINED = "abstained"
+CANCELLED = "cancelled"
+STATUSES = (PENDING, CLAIMED, VALIDATED, VOTING, VOTED, ABSTAINED, CANCELLED)
+FINAL = (VOTED, ABSTAINED, CANCELLED)
+
+
+class Validation(Base):
+    """One committee member's work on one dispute (only members whose keys this deployment runs)."""
+
+    __tablename__ = "validations"
+    __table_args__ = (
+        UniqueConstraint("dispute_id", "validator", name="uq_validations_dispute_validator"),
+        Index("ix_validations_claim", "validator", "status", "model_fingerprint"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    """The contract's dispute id (not disputes.id: a reorg may delete and re-create that row)."""
+    validator: Mapped[str] = mapped_column(ADDRESS)
+    status: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"), nullable=True)
+    model_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The batch key: validations of one model are claimed and prefilled together."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """How many times a task started computing it (a redelivery after a crash counts again)."""
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The Celery task id holding the claim (a redelivered task keeps its id and takes the claim back)."""
+    lease_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    enqueued_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """When a task for the current step was last queued (the sweep re-queues work older than this)."""
+    fraud: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    evidence_hash: Mapped[bytes | None] = mapped_column(HASH, nullable=True)
+    report: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why it abstained or was cancelled, or the last transient error."""
+    vote_tx_hash: Mapped[bytes | None] = mapped_column(HASH, nullable=True)
+    vote_raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    vote_nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    vote_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Slash(Base):
+    """Stake taken from an account (Slashed event), unique on the event that took it."""
+
+    __tablename__ = "slashes"
+    __table_args__ = (
+        UniqueConstraint("tx_hash", "log_index", name="uq_slashes_event"),
+        Index("ix_slashes_dispute", "dispute_id"),
+        Index("ix_slashes_account", "account"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(ADDRESS)
+    amount: Mapped[int] = mapped_column(Wei)
+    dispute_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tx_hash: Mapped[bytes] = mapped_column(HASH)
+    log_index: Mapped[int] = mapped_column(Integer)
+    block_number: Mapped[int] = mapped_column(BigInteger)

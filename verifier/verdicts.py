@@ -1,0 +1,234 @@
+"""A validator's verdict: the report it commits to (evidenceHash = SHA-256 of the report's canonical JSON)
+and the submitVerdict transaction, sent exactly once.
+
+Sending, step by step (`send_vote`), each step persisted before the next depends on it:
+1. the chain is asked first: a ballot already cast ends it (the row becomes voted); a dispute that is
+   resolved or past its deadline ends it as an abstention (a late vote would only revert);
+2. the transaction is signed (after simulating it: a revert raises the contract's error, nothing sent)
+   and stored with its nonce, before it is broadcast;
+3. the stored bytes are broadcast (again after a restart: the same transaction, so at most one vote can
+   be mined); if another transaction took the nonce and the vote is still not cast, it is signed anew;
+4. once its receipt shows success the row is voted. The contract refuses a second vote
+   (DisputeGameAlreadyVoted) and the votes table is unique on (dispute, validator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from sqlalchemy.orm import Session, sessionmaker
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TransactionNotFound
+
+from anchor.anchoring.chain import AuditContract
+from anchor.chain.client import Ballot, Outcome, ToplocAuditClient
+from anchor.chain.errors import ChainError
+from anchor.db.engine import transaction
+from anchor.errors import Error
+from anchor.records.canonical import canonical_json
+from verifier.models import ABSTAINED, CANCELLED, FINAL, VALIDATED, VOTED, VOTING, Validation
+
+REPORT_FORMAT = "toploc-audit-validation/1"
+GAS_MARGIN = 1.25
+RECEIPT_TIMEOUT_S = 60.0
+
+
+class VoteNotMined(Error):
+    """The vote was broadcast but no receipt came in time: the task retries (and broadcasts again)."""
+
+
+class WrongValidator(Error):
+    """A task reached the worker of another validator (a routing or configuration error)."""
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no inf or NaN: a statistic with no defined value is stored as null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def report_json(
+    dispute_id: int,
+    validator: str,
+    record_digest: bytes,
+    fingerprint: str,
+    dtype: str,
+    report: Any,
+) -> dict[str, Any]:
+    """The evidence for one vote, from a gpu_core RecordReport: every chunk's statistics and the verdict.
+
+    The report commits to the dispute, the validator and the exact record, so it cannot be replayed
+    for another vote.
+    """
+    verdict = report.verdict
+    chunks = []
+    for chunk in report.chunks:
+        entry: dict[str, Any] = {
+            "index": chunk.index,
+            "begin": chunk.begin,
+            "end": chunk.end,
+            "expMismatches": chunk.result.exp_mismatches,
+            "mantErrMean": _finite(chunk.result.mant_err_mean),
+            "mantErrMedian": _finite(chunk.result.mant_err_median),
+            "failures": list(chunk.failures),
+        }
+        if chunk.expected is not None:
+            entry["expected"] = {
+                "expMismatches": chunk.expected.exp_mismatches,
+                "mantErrMean": _finite(chunk.expected.mant_err_mean),
+                "mantErrMedian": _finite(chunk.expected.mant_err_median),
+            }
+        chunks.append(entry)
+    return {
+        "format": REPORT_FORMAT,
+        "disputeId": dispute_id,
+        "validator": validator,
+        "recordDigest": "0x" + record_digest.hex(),
+        "model": fingerprint,
+        "dtype": dtype,
+        "fraud": bool(verdict.fraud),
+        "reasons": list(verdict.reasons),
+        "failedChunks": list(verdict.failed_chunks),
+        "pooledMantErrMean": _finite(verdict.pooled_mant_err_mean),
+        "expectedMantErrMean": None
+        if verdict.expected_mant_err_mean is None
+        else _finite(verdict.expected_mant_err_mean),
+        "ratio": None if verdict.ratio is None else _finite(verdict.ratio),
+        "chunks": chunks,
+    }
+
+
+def report_bytes(report: dict[str, Any]) -> bytes:
+    """The report's canonical bytes (RFC 8785 JSON, as records use)."""
+    return canonical_json(report)
+
+
+def evidence_hash(report: bytes) -> bytes:
+    """The evidenceHash a vote carries: SHA-256 of the report's canonical bytes."""
+    return hashlib.sha256(report).digest()
+
+
+@dataclass(frozen=True)
+class SignedVote:
+    raw: bytes
+    tx_hash: bytes
+    nonce: int
+
+
+def sign_vote(client: ToplocAuditClient, dispute_id: int, fraud: bool, evidence: bytes) -> SignedVote:
+    """submitVerdict(disputeId, fraud, evidence) signed at the account's next nonce, not sent.
+
+    Simulated first: a revert raises ContractRevert naming the contract's error, and nothing is signed.
+    """
+    account = _account(client)
+    w3 = client.w3
+    data = client.contract.encode_abi("submitVerdict", args=[dispute_id, fraud, evidence])
+    tx: dict[str, Any] = {"to": client.address, "data": data, "value": 0, "from": account.address}
+    try:
+        gas = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+    except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+        raise client.decoder.from_exception(exc) from None
+    latest = w3.eth.get_block("latest")
+    base_fee = int(latest.get("baseFeePerGas", 0) or 0)
+    tip = w3.to_wei(1, "gwei")
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    tx.update(
+        gas=int(gas * GAS_MARGIN),
+        nonce=nonce,
+        chainId=int(w3.eth.chain_id),
+        maxPriorityFeePerGas=tip,
+        maxFeePerGas=2 * base_fee + tip,
+    )
+    signed = account.sign_transaction(tx)
+    return SignedVote(bytes(signed.raw_transaction), bytes(signed.hash), nonce)
+
+
+def _account(client: ToplocAuditClient) -> LocalAccount:
+    if client.account is None:
+        raise ChainError("voting needs the validator's key: this client has none")
+    return client.account
+
+
+def _receipt(client: ToplocAuditClient, tx_hash: bytes) -> Any | None:
+    try:
+        return client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    except TransactionNotFound:
+        return None
+
+
+def _update(sessions: sessionmaker[Session], validation_id: int, **values: Any) -> None:
+    with transaction(sessions) as s:
+        v = s.get(Validation, validation_id)
+        assert v is not None
+        for key, value in values.items():
+            setattr(v, key, value)
+        v.updated_at = int(time.time())
+
+
+def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, validation_id: int) -> str:
+    """Cast validation `validation_id`'s vote (see the module docstring); returns its final status, or
+    its current one when it is not ready (no report yet). Raises VoteNotMined to be retried."""
+    with sessions() as s:
+        v = s.get(Validation, validation_id)
+        if v is None:
+            raise ChainError(f"validation {validation_id} does not exist")
+        if v.status in FINAL or v.status not in (VALIDATED, VOTING):
+            return v.status
+        dispute_id, validator, fraud, evidence = v.dispute_id, v.validator, v.fraud, v.evidence_hash
+        raw, tx_hash = v.vote_raw_tx, v.vote_tx_hash
+    me = _account(client).address
+    if me.lower() != validator.lower():
+        raise WrongValidator(f"validation {validation_id} is {validator}'s; this worker votes as {me}")
+    assert fraud is not None and evidence is not None
+
+    # 1. what the chain already says
+    ballot = client.ballot_of(dispute_id, me)
+    if ballot in (Ballot.FRAUD, Ballot.HONEST):
+        receipt = None if tx_hash is None else _receipt(client, tx_hash)
+        block = None if receipt is None else int(receipt["blockNumber"])
+        _update(sessions, validation_id, status=VOTED, vote_block=block, reason=None)
+        return VOTED
+    if ballot == Ballot.NOT_MEMBER:
+        _update(sessions, validation_id, status=CANCELLED, reason="not on the dispute's committee on chain")
+        return CANCELLED
+    dispute = client.dispute(dispute_id)
+    now = int(client.w3.eth.get_block("latest")["timestamp"])
+    if dispute.outcome != Outcome.OPEN or now > dispute.deadline:
+        why = "the dispute was resolved" if dispute.outcome != Outcome.OPEN else "voting closed"
+        _update(sessions, validation_id, status=ABSTAINED, reason=f"{why} before the vote was sent")
+        return ABSTAINED
+
+    # 2. signed and stored before it is broadcast
+    chain = AuditContract(client.w3, client.address)
+    if raw is not None and tx_hash is not None:
+        outcome = chain.broadcast(raw)
+        if outcome == "nonce-used" and _receipt(client, tx_hash) is None:
+            raw = None  # another transaction of this key took the nonce: the vote was never mined
+    if raw is None or tx_hash is None:
+        signed = sign_vote(client, dispute_id, fraud, evidence)
+        _update(
+            sessions,
+            validation_id,
+            status=VOTING,
+            vote_raw_tx=signed.raw,
+            vote_tx_hash=signed.tx_hash,
+            vote_nonce=signed.nonce,
+        )
+        raw, tx_hash = signed.raw, signed.tx_hash
+        chain.broadcast(raw)
+
+    # 3. mined?
+    try:
+        receipt = client.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=RECEIPT_TIMEOUT_S)
+    except Exception as exc:  # web3's TimeExhausted, or the node went away while waiting
+        raise VoteNotMined(f"vote tx 0x{tx_hash.hex()} has no receipt yet: {exc}") from exc
+    if receipt["status"] != 1:
+        # Reverted on chain (e.g. the deadline passed between simulation and mining): ask the chain again.
+        _update(sessions, validation_id, status=VALIDATED, vote_raw_tx=None, vote_tx_hash=None)
+        raise VoteNotMined(f"vote tx 0x{tx_hash.hex()} reverted in block {receipt['blockNumber']}")
+    _update(sessions, validation_id, status=VOTED, vote_block=int(receipt["blockNumber"]), reason=None)
+    return VOTED
