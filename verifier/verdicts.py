@@ -97,9 +97,17 @@ def report_json(
         "expectedMantErrMean": None
         if verdict.expected_mant_err_mean is None
         else _finite(verdict.expected_mant_err_mean),
-        "ratio": None if verdict.ratio is None else _finite(verdict.ratio),
+        "ratio": _optional(verdict.ratio),
+        "prefillRatio": _optional(verdict.prefill_ratio),
+        "decodeRatio": _optional(verdict.decode_ratio),
+        "prefillLimit": _optional(verdict.prefill_limit),
+        "decodeLimit": _optional(verdict.decode_limit),
         "chunks": chunks,
     }
+
+
+def _optional(value: float | None) -> float | None:
+    return None if value is None else _finite(value)
 
 
 def report_bytes(report: dict[str, Any]) -> bytes:
