@@ -75,7 +75,7 @@ def declare(name: str, folder: Path | None, fingerprint: str | None, vocab_size:
     if folder is not None:
         vocab_size = vocab_size if vocab_size is not None else vocab_size_from_folder(folder)
         if fingerprint is None:
-            from gpu_core.runner import fingerprint_model  # the runner's definition of the fingerprint
+            from gpu_core.runner.fingerprint import fingerprint_model  # the runner's definition
 
             fingerprint = fingerprint_model(folder)
     if fingerprint is None:
