@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from anchor.db.models import ADDRESS, HASH, Base, Wei
+from anchor.db.models import ADDRESS, HASH, AccountEvent, Base, account_event_indexes
 
 PENDING = "pending"
 CLAIMED = "claimed"
@@ -79,19 +79,8 @@ class Validation(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class Slash(Base):
+class Slash(AccountEvent, Base):
     """Stake taken from an account (Slashed event), unique on the event that took it."""
 
     __tablename__ = "slashes"
-    __table_args__ = (
-        UniqueConstraint("tx_hash", "log_index", name="uq_slashes_event"),
-        Index("ix_slashes_dispute", "dispute_id"),
-        Index("ix_slashes_account", "account"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account: Mapped[str] = mapped_column(ADDRESS)
-    amount: Mapped[int] = mapped_column(Wei)
-    dispute_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    tx_hash: Mapped[bytes] = mapped_column(HASH)
-    log_index: Mapped[int] = mapped_column(Integer)
-    block_number: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = account_event_indexes("slashes")

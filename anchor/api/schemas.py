@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from anchor.records.record import DTYPES, MAX_TOPK
+from anchor.records.record import DTYPES, MAX_TOPK, RECORD_FIELDS
 
 _INT = {"type": "integer", "minimum": 0}
 RECORD: dict[str, Any] = {
     "type": "object",
     "description": "An inference record, version 1 (docs/records.md).",
     "additionalProperties": False,
-    "required": [
-        "version",
-        "provider",
-        "model",
-        "dtype",
-        "toploc",
-        "prompt_tokens",
-        "output_tokens",
-        "sampling",
-        "proofs",
-        "request_id",
-        "time",
-    ],
+    "required": list(RECORD_FIELDS),
     "properties": {
         "version": {"const": 1},
         "provider": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},

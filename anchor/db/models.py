@@ -205,23 +205,33 @@ class Vote(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
 
 
-class Payout(Base):
-    """A credit to an account (Credited event), unique on the event that made it."""
-
-    __tablename__ = "payouts"
-    __table_args__ = (
-        UniqueConstraint("tx_hash", "log_index", name="uq_payouts_event"),
-        Index("ix_payouts_dispute", "dispute_id"),
-        Index("ix_payouts_account", "account"),
+def account_event_indexes(table: str) -> tuple[UniqueConstraint | Index, ...]:
+    """Table args of an AccountEvent table: unique on its event, indexed by dispute and account."""
+    return (
+        UniqueConstraint("tx_hash", "log_index", name=f"uq_{table}_event"),
+        Index(f"ix_{table}_dispute", "dispute_id"),
+        Index(f"ix_{table}_account", "account"),
     )
+
+
+class AccountEvent:
+    """Columns of an amount that moved for an account through one contract event (payouts, slashes)."""
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account: Mapped[str] = mapped_column(ADDRESS)
     amount: Mapped[int] = mapped_column(Wei)
     dispute_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    """The contract's dispute id the credit came from, if any."""
+    """The contract's dispute id the amount came from, if any."""
     tx_hash: Mapped[bytes] = mapped_column(HASH)
     log_index: Mapped[int] = mapped_column(Integer)
     block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payout(AccountEvent, Base):
+    """A credit to an account (Credited event), unique on the event that made it."""
+
+    __tablename__ = "payouts"
+    __table_args__ = account_event_indexes("payouts")
 
 
 class ChainEvent(Base):

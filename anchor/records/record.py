@@ -30,6 +30,21 @@ RecordDigest = NewType("RecordDigest", bytes)
 VERSION = 1
 DTYPES = ("bfloat16", "float16", "float32")
 MAX_TOPK = 8192
+
+RECORD_FIELDS = (
+    "version",
+    "provider",
+    "model",
+    "dtype",
+    "toploc",
+    "prompt_tokens",
+    "output_tokens",
+    "sampling",
+    "proofs",
+    "request_id",
+    "time",
+)
+"""The top-level fields of a version 1 record, every one required (docs/records.md)."""
 MAX_DECODE_BATCHING_SIZE = 65536
 MAX_TOKENS = 1 << 20
 MAX_MODULUS = 65497  # TOPLOC's field: GF(65497)
@@ -137,23 +152,7 @@ class Record:
     @classmethod
     def from_json(cls, obj: Any, field: str = "record") -> Record:
         """Validate and parse a record's JSON object; raises InputError naming the first bad field."""
-        o = _object(
-            obj,
-            field,
-            (
-                "version",
-                "provider",
-                "model",
-                "dtype",
-                "toploc",
-                "prompt_tokens",
-                "output_tokens",
-                "sampling",
-                "proofs",
-                "request_id",
-                "time",
-            ),
-        )
+        o = _object(obj, field, RECORD_FIELDS)
         version = _int(o["version"], f"{field}.version", 0, MAX_SAFE_INTEGER)
         if version != VERSION:
             raise InputError(f"{field}.version", f"unsupported version {version}, want {VERSION}")

@@ -17,6 +17,7 @@ from anchor.errors import InputError
 from anchor.receipts import Receipt, ReceiptFile
 from anchor.records import Record, canonical_json
 from anchor.records.eip712 import RECEIPT_TYPE_STRING, recover_signer
+from anchor.records.record import RECORD_FIELDS
 from anchor.signing import eip712_digest, record_typed_data, sign_record_digest
 from tests.anchor.factory import (
     CHAIN_ID,
@@ -121,17 +122,7 @@ def test_canonical_bytes_of_realistic_records_are_rfc8785() -> None:
 
 record_mutations = st.sampled_from(
     [
-        "version",
-        "provider",
-        "model",
-        "dtype",
-        "toploc",
-        "prompt_tokens",
-        "output_tokens",
-        "sampling",
-        "proofs",
-        "request_id",
-        "time",
+        *RECORD_FIELDS,
         "model.name",
         "model.fingerprint",
         "toploc.topk",

@@ -29,7 +29,7 @@ from anchor.anchoring import Anchorer, AuditContract, LoopConfig
 from anchor.chain.anvil import AnvilNode, dev_account, start_anvil
 from anchor.chain.client import Role, ToplocAuditClient
 from anchor.chain.deployment import Deployment, deploy_toploc_audit
-from anchor.chain.parameters import ETHER, Parameters
+from anchor.chain.parameters import ETHER
 from anchor.db import make_engine, session_factory, transaction
 from anchor.db.models import Dispute
 from anchor.records import Record
@@ -37,6 +37,7 @@ from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
 from anchor.records.registry import declare_model, register_provider
 from tests.fixtures.celery import REPO_ROOT, WorkerProcess, free_port, start_worker, wait_for
+from tests.fixtures.chain import TEST_PARAMETERS
 from toploc_audit.commands.generate import signed_entry
 from verifier.disputes import Filed, file_dispute, plan_dispute
 
@@ -45,21 +46,7 @@ VALIDATORS = tuple(dev_account(i) for i in (4, 5, 6))
 PROVIDER_STAKE = 5 * ETHER
 VALIDATOR_STAKE = ETHER
 
-# Short periods: tests reach every deadline by advancing chain time.
-PARAMETERS = Parameters(
-    bond=ETHER // 10,
-    disputeWindow=1_000,
-    votingPeriod=500,
-    unbondingPeriod=2_000,
-    committeeSize=3,
-    quorum=2,
-    minProviderStake=ETHER,
-    minValidatorStake=ETHER // 2,
-    slashAmount=ETHER,
-    validatorPenalty=ETHER // 100,
-    challengerRewardBps=5_000,
-    providerShareBps=5_000,
-)
+PARAMETERS = TEST_PARAMETERS  # short periods: tests reach every deadline by advancing chain time
 
 
 class RpcProxy:
