@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from anchor.chain.client import Ballot
 from anchor.db import transaction
+from gpu_core.runner.verdict import RecordVerdict
 from tests.verifier.chain_env import EVIDENCE, Chain
 from tests.verifier.stack import PARAMETERS, VALIDATORS
 from verifier.models import ABSTAINED, VALIDATED, VOTED, VOTING, Validation
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.slow
 def test_report_bytes_are_canonical_and_the_evidence_is_their_hash() -> None:
     result = SimpleNamespace(exp_mismatches=3, mant_err_mean=math.inf, mant_err_median=2.0)
     chunk = SimpleNamespace(index=0, begin=0, end=4, result=result, failures=(), expected=None)
-    verdict = SimpleNamespace(
-        fraud=False,
+    verdict = RecordVerdict(
+        accepted=True,
         reasons=(),
         failed_chunks=(),
         pooled_mant_err_mean=1.5,
