@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import delete, select
@@ -97,29 +98,9 @@ def apply(session: Session, log: ChainLog, validators: Collection[str], changes:
                     v.status, v.reason = ABSTAINED, "the dispute was resolved before this validator voted"
                     v.updated_at = int(time.time())
         case "Credited":
-            if not _exists(session, Payout, log):
-                session.add(
-                    Payout(
-                        account=to_checksum_address(a["account"]),
-                        amount=int(a["amount"]),
-                        dispute_id=int(a["disputeId"]) or None,
-                        tx_hash=log.tx_hash,
-                        log_index=log.log_index,
-                        block_number=log.block_number,
-                    )
-                )
+            _add_event_row(session, Payout, a, log)
         case "Slashed":
-            if not _exists(session, Slash, log):
-                session.add(
-                    Slash(
-                        account=to_checksum_address(a["account"]),
-                        amount=int(a["amount"]),
-                        dispute_id=int(a["disputeId"]) or None,
-                        tx_hash=log.tx_hash,
-                        log_index=log.log_index,
-                        block_number=log.block_number,
-                    )
-                )
+            _add_event_row(session, Slash, a, log)
     session.flush()
 
 
@@ -220,11 +201,24 @@ def _validations(session: Session, dispute_id: int) -> list[Validation]:
     return list(session.scalars(select(Validation).where(Validation.dispute_id == dispute_id)))
 
 
-def _exists(session: Session, table: type[Payout] | type[Slash], log: ChainLog) -> bool:
+def _add_event_row(
+    session: Session, table: type[Payout] | type[Slash], args: dict[str, Any], log: ChainLog
+) -> None:
+    """The amount an event moved for an account, once per event (tx hash, log index)."""
     found = session.scalars(
         select(table.id).where(table.tx_hash == log.tx_hash, table.log_index == log.log_index)
     ).first()
-    return found is not None
+    if found is None:
+        session.add(
+            table(
+                account=to_checksum_address(args["account"]),
+                amount=int(args["amount"]),
+                dispute_id=int(args["disputeId"]) or None,
+                tx_hash=log.tx_hash,
+                log_index=log.log_index,
+                block_number=log.block_number,
+            )
+        )
 
 
 def _delete_event_row(session: Session, table: type[Payout] | type[Slash], log: ChainLog) -> None:

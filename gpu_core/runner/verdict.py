@@ -91,14 +91,15 @@ def pooled_mant_err_mean(results: Sequence[VerificationResult], topk: int) -> fl
     return total / matched if matched else NO_MANTISSA
 
 
-def _ratio(
+def _ratio(pooled: float, baseline: float) -> float | None:
+    """A pooled error over the expected one (floored); None when no expected mantissa matched."""
+    return None if baseline >= NO_MANTISSA else pooled / max(baseline, EXPECTED_FLOOR)
+
+
+def _part_ratio(
     results: Sequence[VerificationResult], expected: Sequence[VerificationResult], topk: int
 ) -> float | None:
-    """Pooled error of `results` over that of `expected` (floored); None without any expected mantissa."""
-    baseline = pooled_mant_err_mean(expected, topk)
-    if not expected or baseline >= NO_MANTISSA:
-        return None
-    return pooled_mant_err_mean(results, topk) / max(baseline, EXPECTED_FLOOR)
+    return _ratio(pooled_mant_err_mean(results, topk), pooled_mant_err_mean(expected, topk))
 
 
 def ratio_limit(tolerance: float, chunks: int, topk: int) -> float:
@@ -126,10 +127,10 @@ def judge_record(
     ratio = prefill = decode = None
     prefill_limit = ratio_limit(PREFILL_TOLERANCE, 1, topk)
     decode_limit = ratio_limit(DECODE_TOLERANCE, max(1, len(results) - 1), topk)
-    if expected is not None:
-        ratio = _ratio(results, expected, topk)
-        prefill = _ratio(results[:1], expected[:1], topk)
-        decode = _ratio(results[1:], expected[1:], topk)
+    if expected is not None and baseline is not None:
+        ratio = _ratio(pooled, baseline)
+        prefill = _part_ratio(results[:1], expected[:1], topk)
+        decode = _part_ratio(results[1:], expected[1:], topk)
     for part, value, limit in (
         ("prefill chunk", prefill, prefill_limit),
         ("decode chunks", decode, decode_limit),
