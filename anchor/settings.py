@@ -155,6 +155,17 @@ class Settings:
         return self.home / "challenger.key"
 
 
+ENV_PREFIX = "TOPLOC_AUDIT_"
+
+
+def child_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any TOPLOC_AUDIT_* variable, plus `settings`: what a child
+    process (a worker, a CLI run by a test) gets so that only the caller's choices configure it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(settings)
+    return env
+
+
 def _number(env: Mapping[str, str], name: str, default: N, kind: type[N], minimum: N) -> N:
     """Parse a numeric variable; a bad value is an InputError naming it (and nothing starts)."""
     from anchor.errors import InputError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from anchor.chain.parameters import Parameters
 from anchor.db import make_engine, session_factory
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
+from anchor.settings import child_env
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
 from tests.anchor.factory import entry, make_record
 
@@ -40,8 +40,7 @@ class ChainEnv:
         return self.recorder.domain
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
-        env.update(
+        env = child_env(
             TOPLOC_AUDIT_HOME=str(self.home),
             TOPLOC_AUDIT_DATABASE_URL=self.database_url,
             TOPLOC_AUDIT_DEPLOYMENT=str(self.home / "deployment.json"),

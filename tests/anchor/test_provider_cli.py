@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from anchor.settings import child_env
 from gpu_core.runner.fingerprint import fingerprint_model
+from tests.fixtures.celery import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
-    env["TOPLOC_AUDIT_HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "toploc_audit", *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=child_env(TOPLOC_AUDIT_HOME=str(home)),
         capture_output=True,
         text=True,
         timeout=120,

@@ -17,15 +17,14 @@ from click.testing import CliRunner, Result
 from anchor.chain.anvil import AnvilNode, dev_account, free_port
 from anchor.chain.deployment import Deployment
 from anchor.errors import InputError
+from anchor.settings import child_env
 from toploc_audit.cli import cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
-    env["TOPLOC_AUDIT_HOME"] = str(home)
-    return env
+    return child_env(TOPLOC_AUDIT_HOME=str(home))
 
 
 def _invoke(home: Path, *args: str) -> Result:

@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from anchor.settings import child_env
 from gpu_core.errors import ToplocError
 from gpu_core.runner.errors import RunnerError, RunnerInputError
 from gpu_core.runner.fingerprint import fingerprint_model, fingerprinted_files
@@ -258,6 +259,4 @@ def test_model_cli_help_on_every_command() -> None:
 
 
 def _clean_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
+    return child_env()

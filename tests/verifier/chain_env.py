@@ -3,7 +3,6 @@ that act on the chain directly (the watcher, dispute filing, votes): no workers.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from anchor.db.models import ChainEvent
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
 from anchor.records.registry import declare_model, register_provider
-from anchor.settings import Settings
+from anchor.settings import Settings, child_env
 from tests.anchor.factory import MODEL, VOCAB, make_record
 from tests.fixtures.celery import REPO_ROOT
 from tests.verifier.stack import CHALLENGER, DEPLOYER, OPERATOR, PARAMETERS, PROVIDER, VALIDATORS
@@ -47,8 +46,7 @@ class Chain:
         return ToplocAuditClient(self.node.web3(), self.deployment.address, account)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
-        env.update(
+        env = child_env(
             TOPLOC_AUDIT_HOME=str(self.home),
             TOPLOC_AUDIT_DATABASE_URL=self.database_url,
             TOPLOC_AUDIT_BROKER_URL=f"sqla+sqlite:///{self.home / 'broker.sqlite3'}",

@@ -10,7 +10,6 @@ filed through verifier.disputes, as `toploc-audit dispute file` does.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from anchor.records import Record
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
 from anchor.records.registry import declare_model, register_provider
+from anchor.settings import child_env
 from tests.fixtures.celery import REPO_ROOT, WorkerProcess, free_port, start_worker, wait_for
 from tests.fixtures.chain import TEST_PARAMETERS
 from toploc_audit.commands.generate import signed_entry
@@ -134,8 +134,7 @@ class Stack:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of the stack's subprocesses (TOPLOC_AUDIT_* only from here)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
-        env.update(
+        env = child_env(
             TOPLOC_AUDIT_HOME=str(self.home),
             TOPLOC_AUDIT_DATABASE_URL=self.database_url,
             TOPLOC_AUDIT_BROKER_URL=self.broker_url,

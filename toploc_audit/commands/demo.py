@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from anchor.errors import Error
-from anchor.settings import Settings
+from anchor.settings import Settings, child_env
 
 ETHER = 10**18
 PROMPTS = (
@@ -174,8 +174,7 @@ class _Run:
         self.console.print(f"[green]✓[/] {text} [dim]({time.monotonic() - started:.1f} s)[/]")
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
-        env.update(
+        return child_env(
             TOPLOC_AUDIT_HOME=str(self.home),
             TOPLOC_AUDIT_MODELS=str(self.base.models_dir),
             TOPLOC_AUDIT_WATCH_SECONDS="0.5",
@@ -184,7 +183,6 @@ class _Run:
             TOPLOC_AUDIT_VALIDATE_RETRIES="2",
             OMP_NUM_THREADS="1",  # three workers share this machine's cores
         )
-        return env
 
     def story(self) -> None:
         from gpu_core.runner.smollm2 import prepare_smollm2
