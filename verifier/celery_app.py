@@ -25,6 +25,7 @@ from pathlib import Path
 from celery import Celery
 
 from anchor.settings import Settings
+from verifier.broker import use_shared_sqlite_channel
 
 VALIDATE = "validate"
 CHAIN = "chain"
@@ -59,6 +60,7 @@ def _transport_options(settings: Settings) -> dict[str, object]:
         sqla_transport.Transport.polling_interval = settings.broker_poll_seconds
         if url.startswith("sqla+sqlite:///"):
             Path(url.removeprefix("sqla+sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            use_shared_sqlite_channel()  # several workers share the file (verifier/broker.py)
             # Several workers poll one file: wait for its lock instead of failing at once.
             return {"connect_args": {"timeout": 60}}
     return {}
