@@ -8,6 +8,10 @@ Definition (version 1), reproducible with coreutils:
 that is, SHA-256 over the `sha256sum` lines ("<hex digest>  <name>\n") of config.json and every weight
 file in the folder (names ending .safetensors, .bin or .index.json, top level only), sorted by the
 bytes of their names. Tokenizer and generation files are left out: they do not change activations.
+
+The tokenizer fingerprint (version 1) is the same construction over the tokenizer's files
+(TOKENIZER_FILES, those present): what decides how stop strings match the output (records of
+version 2 name it). A folder with none of them has no tokenizer fingerprint (None).
 """
 
 from __future__ import annotations
@@ -20,6 +24,19 @@ from gpu_core.runner.errors import RunnerInputError
 
 _WEIGHT_NAME = re.compile(r"\.(safetensors|bin)$|\.index\.json$")
 _CHUNK = 1 << 20
+TOKENIZER_FILES = (
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+)
+"""Files that define a Hugging Face tokenizer (the tokenizer fingerprint covers those present)."""
 
 
 def fingerprinted_files(folder: Path) -> list[Path]:
@@ -47,7 +64,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _manifest_hash(files: list[Path]) -> str:
+    manifest = "".join(f"{file_sha256(p)}  {p.name}\n" for p in files)
+    return hashlib.sha256(manifest.encode()).hexdigest()
+
+
 def fingerprint_model(folder: str | Path) -> str:
     """Lowercase hex SHA-256 fingerprint of the model in `folder` (see the module docstring)."""
-    manifest = "".join(f"{file_sha256(p)}  {p.name}\n" for p in fingerprinted_files(Path(folder)))
-    return hashlib.sha256(manifest.encode()).hexdigest()
+    return _manifest_hash(fingerprinted_files(Path(folder)))
+
+
+def fingerprint_tokenizer(folder: str | Path) -> str | None:
+    """Lowercase hex SHA-256 of the tokenizer files in `folder` (module docstring), None if it has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunnerInputError("folder", f"{folder} is not a directory")
+    files = sorted(
+        (folder / n for n in TOKENIZER_FILES if (folder / n).is_file()), key=lambda p: p.name.encode()
+    )
+    return _manifest_hash(files) if files else None

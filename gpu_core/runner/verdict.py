@@ -1,4 +1,4 @@
-"""The record-level rule: one verdict per record from its chunks' verification results.
+"""The record-level verdict: TOPLOC's chunk results and the sampler replay's token checks, one verdict.
 
 Inputs per chunk: `result`, the provider's proof against the float32 reference, and `expected`, the
 validator's own computation in the claimed dtype against the same reference (validate.py): how much
@@ -18,10 +18,15 @@ A record is fraud if any of these holds (docs/models.md gives the measurements b
    prompt row), so pooling them together let a prompt change far from the output hide in the decode
    chunks' average;
 3. the pooled error of all chunks is below POOLED_RATIO_MIN times the expected one: the proofs match
-   float32 arithmetic too well for honest computation in the claimed dtype (a finer precision was used).
+   float32 arithmetic too well for honest computation in the claimed dtype (a finer precision was used);
+4. a token check fails (gpu_core.runner.replay, version 2 records): a token is not the sampler's choice
+   within LOGIT_TOLERANCE, lies outside the filters, or the stop reason does not hold; for the engine
+   sampler, the likelihood test. TOPLOC shows the model ran over the tokens; this shows they came from it.
 
 Rules 2 and 3 need `expected`, so they apply to bfloat16 and float16 records; float32 records, whose
-reference is their own precision, are judged by rule 1 alone.
+reference is their own precision, are judged by rules 1 and 4. In the claimed mode (the validator holds
+only the claimed dtype's weights, validate.py) rule 2 compares with the calibrated CLAIMED_EXPECTED
+errors instead, and rule 3 cannot apply.
 """
 
 from __future__ import annotations
@@ -32,17 +37,21 @@ from dataclasses import dataclass
 
 from gpu_core.proofs import VerificationResult, judge, thresholds_for
 from gpu_core.proofs.thresholds import NO_MANTISSA
+from gpu_core.runner.replay import TokenFailure, TokenReport
 
 PREFILL_TOLERANCE = 0.5
 """Rule 2, prefill chunk: limit 1.5 at k = 128. Measured on this CPU (docs/models.md): honest records
-0.77-1.31, tampered prompts (when the change reaches the prefill top-k) 1.67 and up; int8 weights 1.82,
-1% weight noise 1.75."""
+0.72-1.26 (generated in batches or alone, validated batched or alone, sdpa or eager), int8-rounded
+weights 1.80 and up, 1% weight noise 2.0 and up, a changed prompt token (when the change reaches the
+prefill top-k) 1.67 and up."""
 
-DECODE_TOLERANCE = 0.35
-"""Rule 2, decode chunks: limit 1.35 for one chunk at k = 128, 1.25 for two, 1.12 for eight. Measured:
-honest records 0.81-1.09 (1.32 for a 3-token output at k = 64, limit 1.49), tampered ones 1.32 and up
-over eight chunks (a changed middle prompt token of SmolLM2 before 256 output tokens the closest), 1.45
-and up over two, 2.07 and up over one."""
+DECODE_TOLERANCE = 0.8
+"""Rule 2, decode chunks: limit 1.80 for one chunk at k = 128, 1.57 for two, 1.46 for three, 1.28 for
+eight. Measured over 200 honest SmolLM2 records (outputs of 1 to 256 tokens, generated in batches of
+16, validated batched and one by one with sdpa and eager): honest ratios reach 1.60 over one chunk,
+1.35 over two, 1.21 over three, 1.07 over eight; int8-rounded weights 1.54 and up over one chunk, 1.71
+over two, about 2 over eight. Over one chunk the prefill rule and the sampler replay carry the
+verdict on such weights: a record of one decode chunk is the weak spot."""
 
 REFERENCE_VALUES = 128
 """The number of compared values (one chunk at the paper's k) at which a limit is 1 + tolerance."""
@@ -54,6 +63,32 @@ than claimed. Measured: honest records 0.82 and up, float32 arithmetic passed of
 EXPECTED_FLOOR = 0.25
 """Expected pooled errors below this (mantissa units) count as this, so a near-zero expectation never
 turns ordinary noise into a huge ratio."""
+
+LOGIT_TOLERANCE: dict[tuple[str, str], float] = {
+    ("reference", "bfloat16"): 1.0,
+    ("reference", "float16"): 1.0,
+    ("reference", "float32"): 0.05,
+    ("claimed", "bfloat16"): 1.0,
+    ("claimed", "float16"): 1.0,
+}
+"""The sampler replay's tolerance (logits) by validation mode and claimed dtype: how far behind the
+sampler's choice an honest token may land on the validator's logits. Measured (docs/sampler.md)."""
+
+CLAIMED_EXPECTED: dict[str, tuple[float, float]] = {"bfloat16": (2.03, 1.66), "float16": (2.03, 1.66)}
+"""Claimed mode, rule 2's yardstick: the pooled mant_err_mean (prefill chunk, decode chunks) that
+honest arithmetic in the claimed dtype shows against the validator's own prefill in that dtype, in
+place of the expectation the reference mode computes per record. Measured (docs/models.md)."""
+CLAIMED_PREFILL_TOLERANCE = 0.5
+CLAIMED_DECODE_TOLERANCE = 1.0
+"""Claimed mode, rule 2's tolerances (limits as ratio_limit): prefill 1.5; decode 2.0 for one chunk,
+1.71 for two, 1.35 for eight. Measured over the same 200 honest records with a bfloat16 validator:
+pooled prefill errors 1.6-2.25 (median 2.03), decode 1.05-2.95 (median 1.66), ratios up to 1.78 over one
+decode chunk and 1.52 over two."""
+
+
+def logit_tolerance(dtype: str, mode: str) -> float:
+    """The replay tolerance for records of `dtype` checked in `mode` (LOGIT_TOLERANCE)."""
+    return LOGIT_TOLERANCE[(mode, dtype)]
 
 
 @dataclass(frozen=True)
@@ -73,10 +108,26 @@ class RecordVerdict:
     decode_ratio: float | None = None
     prefill_limit: float | None = None
     decode_limit: float | None = None
+    token_check: str = "none"
+    """Which token check ran: "replay", "likelihood", or "none" (a version 1 record, or malformed)."""
+    token_failures: tuple[TokenFailure, ...] = ()
+    mode: str = "reference"
 
     @property
     def fraud(self) -> bool:
         return not self.accepted
+
+
+def malformed_verdict(reason: str) -> RecordVerdict:
+    """The verdict of a record refused before any computation: fraud, since its provider signed it."""
+    return RecordVerdict(
+        accepted=False,
+        reasons=(f"malformed: {reason}",),
+        failed_chunks=(),
+        pooled_mant_err_mean=NO_MANTISSA,
+        expected_mant_err_mean=None,
+        ratio=None,
+    )
 
 
 def pooled_mant_err_mean(results: Sequence[VerificationResult], topk: int) -> float:
@@ -112,11 +163,14 @@ def judge_record(
     expected: Sequence[VerificationResult] | None,
     dtype: str,
     topk: int,
+    tokens: TokenReport | None = None,
+    mode: str = "reference",
 ) -> RecordVerdict:
-    """Apply the rules of the module docstring to one record; chunk 0 is the prefill chunk.
+    """Apply the rules of the module docstring to one record; chunk 0 is the prefill chunk. `tokens`
+    is the sampler replay's report (None for a version 1 record: its tokens are not checked).
 
-    Requires at least one result, `expected` None or of the same length, `dtype` among "bfloat16",
-    "float16", "float32".
+    Requires at least one result, `expected` None or of the same length (None in claimed mode),
+    `dtype` among "bfloat16", "float16", "float32".
     """
     chunk_verdict = judge(results, thresholds_for(dtype, topk))
     reasons = [
@@ -125,26 +179,41 @@ def judge_record(
     pooled = pooled_mant_err_mean(results, topk)
     baseline = None if expected is None else pooled_mant_err_mean(expected, topk)
     ratio = prefill = decode = None
-    prefill_limit = ratio_limit(PREFILL_TOLERANCE, 1, topk)
-    decode_limit = ratio_limit(DECODE_TOLERANCE, max(1, len(results) - 1), topk)
+    claimed = mode == "claimed" and dtype in CLAIMED_EXPECTED
+    prefill_tolerance, decode_tolerance = (
+        (CLAIMED_PREFILL_TOLERANCE, CLAIMED_DECODE_TOLERANCE)
+        if claimed
+        else (PREFILL_TOLERANCE, DECODE_TOLERANCE)
+    )
+    prefill_limit = ratio_limit(prefill_tolerance, 1, topk)
+    decode_limit = ratio_limit(decode_tolerance, max(1, len(results) - 1), topk)
     if expected is not None and baseline is not None:
         ratio = _ratio(pooled, baseline)
         prefill = _part_ratio(results[:1], expected[:1], topk)
         decode = _part_ratio(results[1:], expected[1:], topk)
+    elif claimed:
+        prefill_expected, decode_expected = CLAIMED_EXPECTED[dtype]
+        prefill = _ratio(pooled_mant_err_mean(results[:1], topk), prefill_expected)
+        decode = _ratio(pooled_mant_err_mean(results[1:], topk), decode_expected)
+    yardstick = "honest" if not claimed else "calibrated honest"
     for part, value, limit in (
         ("prefill chunk", prefill, prefill_limit),
         ("decode chunks", decode, decode_limit),
     ):
         if value is not None and value > limit:
             reasons.append(
-                f"{part}: mant_err_mean is {value:.2f}x that of honest {dtype} arithmetic on these tokens "
-                f"(at most {limit:.2f}x)"
+                f"{part}: mant_err_mean is {value:.2f}x that of {yardstick} {dtype} arithmetic on these "
+                f"tokens (at most {limit:.2f}x)"
             )
     if ratio is not None and ratio < POOLED_RATIO_MIN:
         reasons.append(
             f"pooled mant_err_mean {pooled:.3g} is {ratio:.2f}x the {baseline:.3g} of honest {dtype} "
             f"arithmetic (at least {POOLED_RATIO_MIN:g}x): computed in a finer precision than {dtype}"
         )
+    token_failures: tuple[TokenFailure, ...] = ()
+    if tokens is not None:
+        token_failures = tokens.failures
+        reasons.extend(failure.reason() for failure in token_failures)
     return RecordVerdict(
         accepted=not reasons,
         reasons=tuple(reasons),
@@ -156,4 +225,7 @@ def judge_record(
         decode_ratio=decode,
         prefill_limit=None if prefill is None else prefill_limit,
         decode_limit=None if decode is None else decode_limit,
+        token_check="none" if tokens is None else tokens.kind,
+        token_failures=token_failures,
+        mode=mode,
     )

@@ -6,14 +6,14 @@ generated once per session and shared by the detection tests; each test only val
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from gpu_core.runner.generate import Generation, generate_with_proofs
+from gpu_core.runner.decoding import DecodeSpec
+from gpu_core.runner.generate import Generation, GenerationRequest, generate_batch
 from gpu_core.runner.loading import LoadedModel, load_model, load_tokenizer
-from gpu_core.runner.sampling import SamplingParams
 
 TINY_PROMPTS = ((5, 17, 300, 42, 7, 99, 1000, 3), tuple(range(40, 71)), (11, 12, 13, 14, 15, 16))
 """Token-id prompts of the tiny model (its vocabulary is 1024 ids, no tokenizer)."""
@@ -67,12 +67,15 @@ def smollm2_prompts(smollm2_dir: Path) -> list[list[int]]:
     return prompts
 
 
-TINY_SAMPLING = SamplingParams(temperature=1.0, top_p=0.95, seed=7, ignore_eos=True)
-SMOLLM2_SAMPLING = SamplingParams(ignore_eos=True)  # greedy; ignore_eos fixes the number of chunks
+TINY_SAMPLING = DecodeSpec(temperature=1.0, top_p=0.95, seed=7, stop_token_ids=())
+SMOLLM2_SAMPLING = DecodeSpec(stop_token_ids=())  # greedy; no stop token fixes the number of chunks
 
 
 def generate_set(
-    loaded: LoadedModel, prompts: list[list[int]], lengths: list[int], sampling: SamplingParams
+    loaded: LoadedModel, prompts: list[list[int]], lengths: list[int], spec: DecodeSpec
 ) -> list[Generation]:
-    """One generation per (prompt, length) pair, in order."""
-    return [generate_with_proofs(loaded, p, n, sampling) for p, n in zip(prompts, lengths, strict=True)]
+    """One generation per (prompt, length) pair, in order, generated together in one batch."""
+    requests = [
+        GenerationRequest(p, replace(spec, max_new_tokens=n)) for p, n in zip(prompts, lengths, strict=True)
+    ]
+    return generate_batch(loaded, requests)

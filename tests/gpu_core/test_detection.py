@@ -1,10 +1,12 @@
-"""Detection: honest records pass on every chunk, tampered ones are rejected, on SmolLM2-135M (trained,
-bf16) and on the tiny random Llama. Records have outputs of 1, 2 and 8 decode chunks (32, 64, 256 tokens)
-and, for the tiny model, short ones (8 tokens).
+"""Detection of model-level cheats with the cheat's own proofs (TOPLOC and the record-level rule) and
+of tampered tokens (TOPLOC and the sampler replay): honest records pass on every chunk, tampered ones
+are rejected, on SmolLM2-135M (trained, bf16) and on the tiny random Llama. Records have outputs of 1,
+2 and 8 decode chunks (32, 64, 256 tokens) and, for the tiny model, short ones (8 tokens).
+tests/gpu_core/test_sound_verdicts.py covers the token cheats (the prefill attack) in full.
 
 Every test prints its margins (run with -s): per record the error ratios (prefill chunk, decode
-chunks, all) against the rule's limits (gpu_core.runner.verdict), and the worst chunk against the
-paper's thresholds.
+chunks, all) against the rule's limits (gpu_core.runner.verdict), the worst chunk against the paper's
+thresholds, and the largest gap behind the sampler's choice against its tolerance.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from gpu_core.runner import tampering
+from gpu_core.runner.decoding import DecodeSpec
 from gpu_core.runner.generate import Generation
 from gpu_core.runner.loading import LoadedModel, load_model
-from gpu_core.runner.sampling import SamplingParams
 from gpu_core.runner.tiny import prepare_tiny_llama
 from gpu_core.runner.validate import RecordReport, ValidationItem, validate_batch
 from gpu_core.runner.verdict import POOLED_RATIO_MIN
@@ -36,7 +38,7 @@ class Family:
     prompts: list[list[int]]
     lengths: list[int]  # output length of each honest record (prompts cycle)
     cheat_lengths: list[int]  # of the int8 records; fp32-as-bf16 (caught by far) uses the first two
-    sampling: SamplingParams
+    sampling: DecodeSpec
     other_models: dict[str, Callable[[], LoadedModel]]
     _cache: dict[str, list[Generation]]
 
@@ -117,6 +119,7 @@ def _show(
             f" decode={_fmt(verdict.decode_ratio)} (<= {_fmt(verdict.decode_limit)})"
             f" max_exp_mismatches={max(c.result.exp_mismatches for c in report.chunks)}/38"
             f" worst_chunk_mant_mean={worst.result.mant_err_mean:.2f}/10"
+            f" gap={report.tokens.max_gap:.3f}/{report.tokens.limit:g}"
             f" -> {'accepted' if report.accepted else 'REJECTED'}"
         )
 
@@ -200,10 +203,10 @@ def test_int8_rounded_weights_are_rejected(family: Family) -> None:
     )
 
 
-def test_changed_last_output_token_margins(family: Family) -> None:
-    """A finding, not a guarantee: changing only the last output token alters one activation row of the
-    last chunk. It is caught when that chunk holds that row alone (33 output tokens); within a longer
-    last chunk it can pass: the margins are printed."""
+def test_changed_last_output_token_is_rejected(family: Family) -> None:
+    """Changing only the last output token alters one activation row of the last chunk, which TOPLOC's
+    top-k over up to 32 rows can miss (a finding before the sampler replay); the replay catches it at
+    that position, whatever the chunk holds."""
     alone = generate_set(family.models.bf16, family.prompts[:1], [33], family.sampling)
     items = [ValidationItem.from_generation(g) for g in alone] + family.items("honest")
     tampered = []
@@ -213,7 +216,8 @@ def test_changed_last_output_token_margins(family: Family) -> None:
         tampered.append(replace(item, output_ids=output))
     reports = validate_batch(family.models.reference, tampered)
     _show(family, "last output token changed", tampered, reports)
-    assert not reports[0].accepted
-    assert (
-        not reports[0].chunks[-1].passed or reports[0].verdict.decode_ratio > reports[0].verdict.decode_limit
-    )
+    for item, report in zip(tampered, reports, strict=True):
+        assert not report.accepted
+        assert any(
+            f.check == "sampler" and f.position == len(item.output_ids) - 1 for f in report.tokens.failures
+        )

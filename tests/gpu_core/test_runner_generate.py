@@ -1,22 +1,26 @@
-"""Generation with proofs on the tiny model: chunking, coverage of every output token, sampling, errors."""
+"""Generation with proofs on the tiny model: chunking, coverage of every output token, the sampler,
+batching, stop reasons, errors."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from gpu_core.runner.capture import capture_final_norm, final_norm
+from gpu_core.runner.decoding import ENGINE, DecodeSpec, seed_from_request_id
 from gpu_core.runner.errors import RunnerInputError
-from gpu_core.runner.generate import generate_with_proofs
+from gpu_core.runner.generate import GenerationRequest, generate_batch, generate_with_proofs
 from gpu_core.runner.loading import load_model
-from gpu_core.runner.sampling import SamplingParams
 from gpu_core.runner.validate import ValidationItem, validate_batch
 from tests.gpu_core.conftest import TINY_PROMPTS, Models
 
 PROMPT = list(TINY_PROMPTS[0])
+GREEDY = DecodeSpec(max_new_tokens=6, stop_token_ids=())
+SAMPLED = DecodeSpec(temperature=1.0, top_p=0.9, top_k=50, seed=123, max_new_tokens=12, stop_token_ids=())
 
 
 def test_final_norm_hook_sees_what_lm_head_consumes(tiny: Models) -> None:
@@ -36,16 +40,17 @@ def test_final_norm_hook_sees_what_lm_head_consumes(tiny: Models) -> None:
 @pytest.mark.parametrize(("new_tokens", "size"), [(1, 32), (5, 2), (32, 32), (33, 32), (40, 8)])
 def test_one_proof_per_chunk_and_every_output_token_covered(tiny: Models, new_tokens: int, size: int) -> None:
     generation = generate_with_proofs(
-        tiny.bf16, PROMPT, new_tokens, SamplingParams(ignore_eos=True), decode_batching_size=size
+        tiny.bf16, PROMPT, replace(GREEDY, max_new_tokens=new_tokens), decode_batching_size=size
     )
-    assert len(generation.output_ids) == new_tokens
+    assert len(generation.output_ids) == new_tokens and generation.stop_reason == "length"
     assert len(generation.proofs) == 1 + math.ceil(new_tokens / size)
     assert {len(p) for p in generation.proofs} == {2 + 2 * 128}
     assert (generation.dtype, generation.fingerprint) == ("bfloat16", tiny.bf16.fingerprint)
     # Each proof matches a prefill over prompt + output, the last chunk (ending with the last output
-    # token, which generate itself never feeds) included.
+    # token, which the loop feeds once more for its row) included.
     report = validate_batch(tiny.reference, [ValidationItem.from_generation(generation)])[0]
-    assert report.accepted, report.verdict.reasons
+    assert report.accepted, report.verdict
+    assert report.tokens is not None and report.tokens.kind == "replay"
     assert [(c.begin, c.end) for c in report.chunks][-1] == (
         len(PROMPT) + size * (len(generation.proofs) - 2),
         len(PROMPT) + new_tokens,
@@ -55,117 +60,131 @@ def test_one_proof_per_chunk_and_every_output_token_covered(tiny: Models, new_to
 def test_last_output_token_is_covered_by_its_own_activation(tiny: Models) -> None:
     # With one decode token per chunk the last proof holds only the last output token's activation:
     # changing that token must fail that chunk, so its activation was really captured.
-    generation = generate_with_proofs(
-        tiny.bf16, PROMPT, 6, SamplingParams(ignore_eos=True), decode_batching_size=1
-    )
+    generation = generate_with_proofs(tiny.bf16, PROMPT, GREEDY, decode_batching_size=1)
     item = ValidationItem.from_generation(generation)
     changed = list(item.output_ids)
     changed[-1] = (changed[-1] + 1) % 1024
-    honest, tampered = validate_batch(
-        tiny.reference, [item, ValidationItem(item.prompt_ids, changed, item.proofs, decode_batching_size=1)]
-    )
+    honest, tampered = validate_batch(tiny.reference, [item, replace(item, output_ids=changed)])
     assert honest.accepted
     assert not tampered.accepted
     assert [c.passed for c in tampered.chunks] == [True] * 6 + [False]
+    assert any(f.check == "sampler" and f.position == 5 for f in tampered.tokens.failures)
 
 
-def test_generation_stops_at_end_of_sequence_unless_told_not_to(tiny_llama_dir: Path) -> None:
-    loaded = load_model(tiny_llama_dir, "bfloat16", device="cpu")  # its generation config is changed below
-    greedy = generate_with_proofs(loaded, PROMPT, 6, SamplingParams(ignore_eos=True)).output_ids
+def test_generation_stops_at_a_stop_token_unless_it_has_none(tiny_llama_dir: Path) -> None:
+    loaded = load_model(tiny_llama_dir, "bfloat16", device="cpu")
+    greedy = generate_with_proofs(loaded, PROMPT, GREEDY).output_ids
     stop = greedy[2]
-    loaded.model.generation_config.eos_token_id = stop
-    stopped = generate_with_proofs(loaded, PROMPT, 6)
-    kept_going = generate_with_proofs(loaded, PROMPT, 6, SamplingParams(ignore_eos=True))
-    assert stopped.output_ids == greedy[: greedy.index(stop) + 1]
+    loaded.model.generation_config.eos_token_id = stop  # the model's end-of-sequence id, for this test
+    stopped = generate_with_proofs(loaded, PROMPT, replace(GREEDY, stop_token_ids=None))
+    kept_going = generate_with_proofs(loaded, PROMPT, GREEDY)
+    assert stopped.spec.stop_token_ids == (stop,)  # resolved from the model's generation config
+    assert stopped.output_ids == greedy[: greedy.index(stop) + 1] and stopped.stop_reason == "eos"
     assert len(stopped.proofs) == 2  # the prefill, and the chunk ending with the stop token's activation
-    # ignore_eos never emits the stop token (its logit is masked), so greedy picks the runner-up there.
-    assert len(kept_going.output_ids) == 6 and stop not in kept_going.output_ids
-    assert kept_going.output_ids[:2] == greedy[:2]
-    assert validate_batch(
-        load_model(tiny_llama_dir, "float32", device="cpu"), [ValidationItem.from_generation(stopped)]
-    )[0].accepted
+    # Without stop ids the stop token is an ordinary token: the same greedy output, to max_new_tokens.
+    assert kept_going.output_ids == greedy and kept_going.stop_reason == "length"
+    validator = load_model(tiny_llama_dir, "float32", device="cpu")
+    assert validate_batch(validator, [ValidationItem.from_generation(stopped)])[0].accepted
 
 
 def test_greedy_is_deterministic_and_seeded_sampling_reproducible(tiny: Models) -> None:
-    greedy = [generate_with_proofs(tiny.bf16, PROMPT, 12, SamplingParams(ignore_eos=True)) for _ in range(2)]
+    greedy = [generate_with_proofs(tiny.bf16, PROMPT, GREEDY) for _ in range(2)]
     assert greedy[0] == greedy[1]
-    assert greedy[0].sampling.seed is None
+    assert greedy[0].spec.seed is None
 
-    sampling = SamplingParams(temperature=1.0, top_p=0.9, top_k=50, seed=123, ignore_eos=True)
-    first, second = (generate_with_proofs(tiny.bf16, PROMPT, 12, sampling) for _ in range(2))
-    other = generate_with_proofs(
-        tiny.bf16, PROMPT, 12, SamplingParams(temperature=1.0, seed=124, ignore_eos=True)
-    )
+    first, second = (generate_with_proofs(tiny.bf16, PROMPT, SAMPLED) for _ in range(2))
+    other = generate_with_proofs(tiny.bf16, PROMPT, replace(SAMPLED, seed=124))
     assert first.output_ids == second.output_ids and first.proofs == second.proofs
     assert other.output_ids != first.output_ids
-    assert first.sampling.to_dict() == {
-        "temperature": 1.0,
-        "top_p": 0.9,
-        "top_k": 50,
-        "seed": 123,
-        "ignore_eos": True,
-    }
+    assert first.spec == SAMPLED
 
-    # Without a seed one is drawn and recorded, and replaying it reproduces the tokens.
-    unseeded = generate_with_proofs(tiny.bf16, PROMPT, 12, SamplingParams(temperature=1.0, ignore_eos=True))
-    assert unseeded.sampling.seed is not None
-    replay = generate_with_proofs(tiny.bf16, PROMPT, 12, unseeded.sampling)
-    assert replay.output_ids == unseeded.output_ids
-    # Sampling does not disturb the caller's random state.
+    # Without a seed it comes from the request id: fixed before generation, the same on a replay.
+    unseeded = replace(SAMPLED, seed=None)
+    by_id = generate_with_proofs(tiny.bf16, PROMPT, unseeded, request_id="req-7")
+    assert by_id.spec.seed == seed_from_request_id("req-7")
+    assert (
+        generate_with_proofs(tiny.bf16, PROMPT, unseeded, request_id="req-7").output_ids == by_id.output_ids
+    )
+    with pytest.raises(RunnerInputError, match="needs a seed or a request id") as info:
+        generate_with_proofs(tiny.bf16, PROMPT, unseeded)
+    assert info.value.field == "decode.seed"
+    # Sampling does not touch torch's random state (the noise is a hash of its coordinates).
     torch.manual_seed(5)
     before = torch.rand(1)
     torch.manual_seed(5)
-    generate_with_proofs(tiny.bf16, PROMPT, 3, sampling)
+    generate_with_proofs(tiny.bf16, PROMPT, SAMPLED)
     assert torch.equal(torch.rand(1), before)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field", "reason"),
-    [
-        ({"prompt_ids": []}, "prompt_ids", "is empty"),
-        ({"prompt_ids": [1, 2, 1024]}, "prompt_ids[2]", "1024 is not a token id in [0, 1024)"),
-        ({"prompt_ids": [1, -1]}, "prompt_ids[1]", "-1 is not a token id"),
-        ({"max_new_tokens": 0}, "max_new_tokens", "must be an integer >= 1, got 0"),
-        ({"max_new_tokens": 2048}, "max_new_tokens", "exceeds the model's 2048 positions"),
-        ({"topk": 257}, "topk", "257 exceeds the hidden size 256"),
-        ({"topk": 0}, "topk", "want an int in"),
-        ({"decode_batching_size": 0}, "decode_batching_size", "want an int >= 1"),
-    ],
-)
-def test_bad_generation_input_names_the_field(tiny: Models, kwargs: dict, field: str, reason: str) -> None:
-    arguments = {"prompt_ids": PROMPT, "max_new_tokens": 4, **kwargs}
-    with pytest.raises(
-        ValueError, match=reason.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
-    ) as info:
-        generate_with_proofs(tiny.bf16, **arguments)
-    assert info.value.field == field
+def test_a_sequence_generates_the_same_tokens_in_any_batch(tiny: Models) -> None:
+    """Left-padded batches: each sequence depends on its own prompt, spec and seed only. In float32 the
+    logits agree across batch layouts to ~1e-6, so the tokens are identical; in bf16 they are honest
+    records the validator accepts (a near-tie may flip)."""
+    requests = [
+        GenerationRequest(list(TINY_PROMPTS[0]), replace(SAMPLED, max_new_tokens=20)),
+        GenerationRequest(list(TINY_PROMPTS[1]), replace(GREEDY, max_new_tokens=7)),
+        GenerationRequest(list(TINY_PROMPTS[2]), replace(SAMPLED, seed=9, temperature=0.7, top_p=1.0)),
+    ]
+    together = generate_batch(tiny.reference, requests)
+    alone = [generate_batch(tiny.reference, [r])[0] for r in requests]
+    assert [g.output_ids for g in together] == [g.output_ids for g in alone]
+    assert [len(g.output_ids) for g in together] == [20, 7, 12]
+    assert [len(g.proofs) for g in together] == [2, 2, 2]
+    reversed_order = generate_batch(tiny.reference, requests[::-1])[::-1]
+    assert [g.output_ids for g in reversed_order] == [g.output_ids for g in alone]
+
+    bf16 = generate_batch(tiny.bf16, requests)
+    reports = validate_batch(tiny.reference, [ValidationItem.from_generation(g) for g in bf16])
+    assert all(r.accepted for r in reports), [r.verdict.reasons for r in reports]
+
+
+def test_penalties_and_the_engine_sampler_validate(tiny: Models) -> None:
+    """Honest records with penalties and min-p, and of the engine sampler (a likelihood test), pass.
+    Lies about the penalties are caught on SmolLM2 (tests/gpu_core/test_sound_verdicts.py): the tiny
+    model's flat distributions rarely let a penalty change a choice."""
+    penalised = replace(
+        SAMPLED,
+        repetition_penalty=1.5,
+        presence_penalty=2.0,
+        frequency_penalty=1.0,
+        min_p=0.02,
+        max_new_tokens=40,
+    )
+    engine = DecodeSpec(sampler=ENGINE, temperature=1.0, max_new_tokens=40, stop_token_ids=())
+    generations = [generate_with_proofs(tiny.bf16, PROMPT, spec) for spec in (penalised, engine)]
+    honest, engine_report = validate_batch(
+        tiny.reference, [ValidationItem.from_generation(g) for g in generations]
+    )
+    assert honest.accepted and honest.tokens.kind == "replay", honest.verdict.reasons
+    assert engine_report.accepted and engine_report.tokens.kind == "likelihood"
+    assert engine_report.tokens.z is not None and abs(engine_report.tokens.z) < 8
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("prompt", "spec", "kwargs", "field", "reason"),
     [
-        ({"temperature": -1.0}, "sampling.temperature"),
-        ({"temperature": float("nan")}, "sampling.temperature"),
-        ({"top_p": 0.0}, "sampling.top_p"),
-        ({"top_p": 1.5}, "sampling.top_p"),
-        ({"top_k": -3}, "sampling.top_k"),
-        ({"seed": -1}, "sampling.seed"),
-        ({"seed": 2**63}, "sampling.seed"),
-        ({"ignore_eos": "yes"}, "sampling.ignore_eos"),
+        ([], GREEDY, {}, "prompt_ids", "is empty"),
+        ([1, 2, 1024], GREEDY, {}, "prompt_ids[2]", "1024 is not a token id in [0, 1024)"),
+        ([1, -1], GREEDY, {}, "prompt_ids[1]", "-1 is not a token id"),
+        (
+            PROMPT,
+            replace(GREEDY, max_new_tokens=2048),
+            {},
+            "decode.max_new_tokens",
+            "exceeds the model's 2048",
+        ),
+        (PROMPT, replace(GREEDY, stop_token_ids=(1024,)), {}, "decode.stop_token_ids[0]", "not a token id"),
+        (PROMPT, replace(SAMPLED, top_k=2000), {}, "decode.top_k", "exceeds the vocabulary"),
+        (PROMPT, replace(GREEDY, stop=("x",)), {}, "decode.stop", "need the model's tokenizer"),
+        (PROMPT, GREEDY, {"topk": 257}, "topk", "257 exceeds the hidden size 256"),
+        (PROMPT, GREEDY, {"topk": 0}, "topk", "want an int in"),
+        (PROMPT, GREEDY, {"decode_batching_size": 0}, "decode_batching_size", "want an int >= 1"),
     ],
 )
-def test_bad_sampling_parameters_name_the_field(kwargs: dict, field: str) -> None:
-    with pytest.raises(RunnerInputError) as info:
-        SamplingParams(**kwargs)
-    assert info.value.field == field
-
-
-def test_sampling_parameters_round_trip_and_reject_unknown_keys() -> None:
-    params = SamplingParams(temperature=0.7, top_p=0.9, top_k=40, seed=9, ignore_eos=False)
-    assert SamplingParams.from_dict(params.to_dict()) == params
-    with pytest.raises(RunnerInputError, match="unknown sampling parameter") as info:
-        SamplingParams.from_dict({**params.to_dict(), "min_p": 0.1})
-    assert info.value.field == "sampling.min_p"
-    with pytest.raises(RunnerInputError, match="missing") as info:
-        SamplingParams.from_dict({"temperature": 0.0})
-    assert info.value.field == "sampling.top_p"
+def test_bad_generation_input_names_the_field(
+    tiny: Models, prompt: list[int], spec: DecodeSpec, kwargs: dict, field: str, reason: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        generate_with_proofs(tiny.bf16, prompt, spec, **kwargs)
+    assert info.value.field == field  # type: ignore[attr-defined]
+    assert reason in info.value.reason  # type: ignore[attr-defined]

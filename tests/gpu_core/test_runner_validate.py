@@ -1,19 +1,28 @@
-"""Validation by one batched prefill: per-chunk reports, order, batching, and bad input."""
+"""Validation by one batched prefill: per-chunk reports, order, batching, malformed records judged
+alone, failures isolated to their record, the claimed-dtype mode."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from gpu_core.runner import tampering
+from gpu_core.runner.decoding import DecodeSpec
 from gpu_core.runner.errors import RunnerInputError
 from gpu_core.runner.generate import Generation, generate_with_proofs
 from gpu_core.runner.loading import load_model
-from gpu_core.runner.sampling import SamplingParams
-from gpu_core.runner.validate import ValidationItem, validate_batch
+from gpu_core.runner.validate import ERROR, MALFORMED, ValidationItem, validate_batch
 from tests.gpu_core.conftest import TINY_PROMPTS, TINY_SAMPLING, Models
+
+GREEDY = DecodeSpec(max_new_tokens=9, stop_token_ids=())
+
+
+def _spec(n: int, **changes: object) -> DecodeSpec:
+    return replace(TINY_SAMPLING, max_new_tokens=n, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +30,24 @@ def records(tiny: Models) -> list[Generation]:
     """Records of different lengths and TOPLOC parameters, as validators receive them."""
     p0, p1, p2 = (list(p) for p in TINY_PROMPTS)
     return [
-        generate_with_proofs(tiny.bf16, p0, 5, TINY_SAMPLING),
-        generate_with_proofs(tiny.bf16, p1, 40, TINY_SAMPLING, decode_batching_size=16),
-        generate_with_proofs(tiny.bf16, p2, 3, TINY_SAMPLING, topk=64),
-        generate_with_proofs(tiny.bf16, p0, 9, SamplingParams(ignore_eos=True)),
+        generate_with_proofs(tiny.bf16, p0, _spec(5)),
+        generate_with_proofs(tiny.bf16, p1, _spec(40), decode_batching_size=16),
+        generate_with_proofs(tiny.bf16, p2, _spec(3), topk=64),
+        generate_with_proofs(tiny.bf16, p0, GREEDY),
     ]
+
+
+def _items(records: list[Generation]) -> list[ValidationItem]:
+    return [ValidationItem.from_generation(g) for g in records]
 
 
 def test_reports_in_input_order_with_positions_of_every_chunk(
     tiny: Models, records: list[Generation]
 ) -> None:
-    reports = validate_batch(tiny.reference, [ValidationItem.from_generation(g) for g in records])
+    reports = validate_batch(tiny.reference, _items(records))
     assert len(reports) == len(records)
     for report, record in zip(reports, records, strict=True):
-        assert report.accepted, report.verdict.reasons
+        assert report.accepted, report.verdict
         assert all(chunk.passed for chunk in report.chunks)
         assert len(report.chunks) == len(record.proofs)
         prompt, output = len(record.prompt_ids), len(record.output_ids)
@@ -43,11 +56,12 @@ def test_reports_in_input_order_with_positions_of_every_chunk(
         for left, right in zip(report.chunks, report.chunks[1:], strict=False):
             assert left.end == right.begin
         assert all(chunk.expected is not None for chunk in report.chunks)
+        assert report.tokens is not None and report.tokens.positions == output
     assert [(c.begin, c.end) for c in reports[1].chunks] == [(0, 31), (31, 47), (47, 63), (63, 71)]
 
 
 def test_batch_size_does_not_change_verdicts(tiny: Models, records: list[Generation]) -> None:
-    items = [ValidationItem.from_generation(g) for g in records]
+    items = _items(records)
     batched = validate_batch(tiny.reference, items)
     calls: list[tuple[int, int]] = []
     one_by_one = validate_batch(
@@ -66,7 +80,7 @@ def test_batch_size_does_not_change_verdicts(tiny: Models, records: list[Generat
 def test_a_tampered_record_does_not_affect_its_batch_neighbours(
     tiny: Models, records: list[Generation]
 ) -> None:
-    items = [ValidationItem.from_generation(g) for g in records]
+    items = _items(records)
     changed = list(items[1].prompt_ids)
     changed[3] = (changed[3] + 1) % 1024
     items[1] = replace(items[1], prompt_ids=changed)
@@ -74,64 +88,118 @@ def test_a_tampered_record_does_not_affect_its_batch_neighbours(
     assert verdicts == [True, False, True, True]
 
 
-def test_reports_name_the_rule_that_rejected(tiny: Models, records: list[Generation]) -> None:
+def test_reports_name_the_check_that_rejected(tiny: Models, records: list[Generation]) -> None:
     item = ValidationItem.from_generation(records[1])
     changed = list(item.output_ids)
     changed[0] = (changed[0] + 1) % 1024
     report = validate_batch(tiny.reference, [replace(item, output_ids=changed)])[0]
     assert not report.accepted
-    assert report.verdict.ratio is not None and report.verdict.ratio > 1
-    assert any(
-        reason.startswith("decode chunks:") and "arithmetic on these tokens" in reason
-        for reason in report.verdict.reasons
-    )
+    first = report.tokens.failures[0]
+    assert (first.check, first.position, first.token) == ("sampler", 0, changed[0])
+    assert first.choice == item.output_ids[0] and first.gap > first.limit
+    assert report.verdict.reasons[-len(report.tokens.failures)].startswith("sampler at output position 0: ")
     assert report.chunks[0].passed  # the prompt is untouched
-
-
-def _item(records: list[Generation], **changes: object) -> ValidationItem:
-    return replace(ValidationItem.from_generation(records[0]), **changes)
 
 
 @pytest.mark.parametrize(
     ("changes", "field", "reason"),
     [
-        ({"prompt_ids": []}, "items[1].prompt_ids", "is empty"),
-        ({"output_ids": [5, 2000]}, "items[1].output_ids[1]", "2000 is not a token id in [0, 1024)"),
-        ({"dtype": "int4"}, "items[1].dtype", "'int4' is not one of"),
-        ({"topk": 0}, "items[1].topk", "want an int in"),
-        ({"topk": 512}, "items[1].topk", "512 exceeds the hidden size 256"),
-        ({"decode_batching_size": 0}, "items[1].decode_batching_size", "want an int >= 1"),
-        ({"proofs": ()}, "items[1].proofs", "got 0 proofs, want 2 (one per chunk)"),
+        ({"prompt_ids": []}, "record.prompt_tokens", "is empty"),
+        ({"output_ids": [5, 2000]}, "record.output_tokens[1]", "2000 is not a token id in [0, 1024)"),
+        ({"dtype": "int4"}, "record.dtype", "'int4' is not one of"),
+        ({"topk": 0}, "record.toploc.topk", "want an int in"),
+        ({"topk": 512}, "record.toploc.topk", "512 exceeds the hidden size 256"),
+        ({"decode_batching_size": 0}, "record.toploc.decode_batching_size", "want an int >= 1"),
+        ({"proofs": ()}, "record.proofs", "got 0 proofs, want 2 (one per chunk)"),
+        ({"spec": _spec(9, stop_token_ids=(1024,))}, "record.decode.stop_token_ids[0]", "not a token id"),
+        ({"spec": _spec(4)}, "record.output_tokens", "5 tokens exceed decode.max_new_tokens 4"),
+        ({"stop_reason": "tired"}, "record.stop_reason", "'tired' is not one of"),
+        ({"spec": None}, "record.stop_reason", "a decode spec and a stop reason go together"),
     ],
 )
-def test_bad_items_name_the_field_before_any_work(
+def test_a_malformed_record_is_fraud_alone_and_its_batch_is_judged(
     tiny: Models, records: list[Generation], changes: dict, field: str, reason: str
 ) -> None:
+    """A record that cannot be a real generation is the provider's fraud (it signed it), reported with
+    the field and the reason, before any computation; its batch-mates get their own verdicts."""
     good = ValidationItem.from_generation(records[0])
-    with pytest.raises(ValueError) as info:
-        validate_batch(tiny.reference, [good, _item(records, **changes)])
-    assert isinstance(info.value, RunnerInputError)
-    assert info.value.field == field
-    assert reason in info.value.reason
+    items = [good, replace(good, **changes), ValidationItem.from_generation(records[1])]
+    first, bad, third = validate_batch(tiny.reference, items)
+    assert first.accepted and third.accepted
+    assert bad.status == MALFORMED and bad.fraud and bad.chunks == ()
+    [why] = bad.verdict.reasons
+    assert why.startswith(f"malformed: {field}: ") and reason in why, why
 
 
-def test_malformed_proofs_are_reported_by_position(tiny: Models, records: list[Generation]) -> None:
-    proofs = list(records[0].proofs)
-    with pytest.raises(RunnerInputError, match="has 257 bytes, want 258") as info:
-        validate_batch(tiny.reference, [_item(records, proofs=(proofs[0], proofs[1][:-1]))])
-    assert info.value.field == "items[0].proofs[1]"
-    zero_modulus = b"\x00\x00" + proofs[1][2:]
-    with pytest.raises(RunnerInputError) as info:
-        validate_batch(tiny.reference, [_item(records, proofs=(proofs[0], zero_modulus))])
-    assert info.value.field == "items[0].proofs[1]" and "modulus" in info.value.reason
+def test_poison_proofs_cannot_make_a_batch_uncheckable(tiny: Models, records: list[Generation]) -> None:
+    """A proof whose modulus is below topk (no honest prover makes one) once made the whole batch
+    "could not check", hiding a batch-mate's fraud. Now it is fraud alone, and the others are judged."""
+    honest = ValidationItem.from_generation(records[1])
+    proofs = list(honest.proofs)
+    poison = replace(honest, proofs=(proofs[0], (100).to_bytes(2, "big") + proofs[1][2:], *proofs[2:]))
+    changed = list(honest.output_ids)
+    changed[10] = (changed[10] + 1) % 1024
+    fraud = replace(honest, output_ids=changed)
+    alone = validate_batch(tiny.reference, [poison])[0]
+    assert alone.status == MALFORMED and "modulus 100 is below topk 128" in alone.verdict.reasons[0]
+    poison_report, fraud_report, honest_report = validate_batch(tiny.reference, [poison, fraud, honest])
+    assert poison_report.status == MALFORMED and poison_report.fraud
+    assert fraud_report.status == "checked" and fraud_report.fraud
+    assert honest_report.accepted
+    truncated = replace(honest, proofs=(proofs[0], proofs[1][:-1], *proofs[2:]))
+    assert "has 257 bytes, want 258" in validate_batch(tiny.reference, [truncated])[0].verdict.reasons[0]
+    zero = replace(honest, proofs=(proofs[0], b"\x00\x00" + proofs[1][2:], *proofs[2:]))
+    assert "modulus is 0" in validate_batch(tiny.reference, [zero])[0].verdict.reasons[0]
 
 
-def test_validation_needs_the_float32_reference(tiny: Models, records: list[Generation]) -> None:
-    with pytest.raises(
-        RunnerInputError, match="is bfloat16; validation computes the reference in float32"
-    ) as info:
-        validate_batch(tiny.bf16, [ValidationItem.from_generation(records[0])])
-    assert info.value.field == "loaded.dtype"
+@pytest.fixture
+def crash_on_token(tiny: Models) -> Iterator[int]:
+    """A real fault in the validator's own computation: the model raises (as an out-of-memory would)
+    whenever a batch holds token 1023, through a forward pre-hook on its embedding."""
+    token = 1023
+
+    def hook(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if bool((args[0] == token).any()):
+            raise RuntimeError("CPU out of memory (injected for this test)")
+
+    handle = tiny.reference.model.get_input_embeddings().register_forward_pre_hook(hook)
+    yield token
+    handle.remove()
+
+
+def test_a_crash_is_isolated_to_its_record_by_splitting(
+    tiny: Models, records: list[Generation], crash_on_token: int
+) -> None:
+    items = _items(records)
+    crashing = replace(items[2], prompt_ids=[*items[2].prompt_ids[:-1], crash_on_token])
+    reports = validate_batch(tiny.reference, [items[0], items[1], crashing, items[3]])
+    assert [r.status for r in reports] == ["checked", "checked", ERROR, "checked"]
+    assert all(r.accepted for i, r in enumerate(reports) if i != 2)
+    assert reports[2].verdict is None and not reports[2].fraud  # could not check is never fraud
+    assert "out of memory (injected" in str(reports[2].error)
+
+
+def test_the_claimed_mode_holds_one_copy_of_the_weights(
+    tiny_llama_dir: Path, tiny: Models, records: list[Generation]
+) -> None:
+    """A validator that loads only the claimed dtype (2 bytes per parameter) judges records of that
+    dtype with calibrated limits, and cannot check records of another dtype (`error`, not fraud)."""
+    validator = load_model(tiny_llama_dir, "bfloat16", device="cpu")
+    items = _items(records)
+    changed = list(items[1].output_ids)
+    changed[3] = (changed[3] + 1) % 1024
+    fp32 = generate_with_proofs(tiny.reference, list(TINY_PROMPTS[0]), _spec(6))
+    reports = validate_batch(
+        validator, [*items, replace(items[1], output_ids=changed), ValidationItem.from_generation(fp32)]
+    )
+    assert {r.mode for r in reports} == {"claimed"}
+    assert [r.accepted for r in reports[:4]] == [True] * 4, [r.verdict.reasons for r in reports[:4]]
+    assert all(c.expected is None for r in reports[:4] for c in r.chunks)
+    assert reports[4].fraud and reports[4].tokens.failures[0].check == "sampler"
+    assert reports[5].status == ERROR and "holds bfloat16 weights only" in str(reports[5].error)
+
+
+def test_bad_arguments_raise(tiny: Models) -> None:
     with pytest.raises(RunnerInputError) as info:
         validate_batch(tiny.reference, [], max_batch_tokens=0)
     assert info.value.field == "max_batch_tokens"
@@ -139,7 +207,7 @@ def test_validation_needs_the_float32_reference(tiny: Models, records: list[Gene
 
 
 def test_float32_records_are_judged_by_the_chunk_thresholds(tiny: Models) -> None:
-    record = generate_with_proofs(tiny.reference, list(TINY_PROMPTS[0]), 6, TINY_SAMPLING)
+    record = generate_with_proofs(tiny.reference, list(TINY_PROMPTS[0]), _spec(6))
     assert {len(p) for p in record.proofs} == {2 + 4 * 128}  # two planes per float32 value
     honest = validate_batch(tiny.reference, [ValidationItem.from_generation(record)])[0]
     assert honest.accepted and honest.verdict.ratio is None
@@ -154,11 +222,11 @@ def test_float32_records_are_judged_by_the_chunk_thresholds(tiny: Models) -> Non
 
 def test_float16_records_are_checked_against_float16_arithmetic(tiny_llama_dir: Path, tiny: Models) -> None:
     provider = load_model(tiny_llama_dir, "float16", device="cpu")
-    record = generate_with_proofs(provider, list(TINY_PROMPTS[2]), 6, TINY_SAMPLING)
+    record = generate_with_proofs(provider, list(TINY_PROMPTS[2]), _spec(6))
     item = ValidationItem.from_generation(record)
     fp32_cheat = generate_with_proofs(
-        tampering.with_claimed_dtype(tiny.reference, "float16"), list(TINY_PROMPTS[2]), 6, TINY_SAMPLING
+        tampering.with_claimed_dtype(tiny.reference, "float16"), list(TINY_PROMPTS[2]), _spec(6)
     )
     honest, cheat = validate_batch(tiny.reference, [item, ValidationItem.from_generation(fp32_cheat)])
     assert item.dtype == "float16" and honest.accepted, honest.verdict.reasons
-    assert not cheat.accepted and "finer precision than float16" in cheat.verdict.reasons[-1]
+    assert not cheat.accepted and any("finer precision than float16" in r for r in cheat.verdict.reasons)
