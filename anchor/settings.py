@@ -105,6 +105,20 @@ class Settings:
     api_workers: int = 1
     """TOPLOC_AUDIT_API_WORKERS: server processes `serve` runs (appends stay serialised by the database;
     parsing and signature checks run in parallel). Default 1"""
+    record_min_version: int = 2
+    """TOPLOC_AUDIT_RECORD_MIN_VERSION: oldest record version the recorder accepts. Version 1 binds no
+    decode spec, so its tokens cannot be replayed. Default 2"""
+    record_max_tokens: int = 32768
+    """TOPLOC_AUDIT_RECORD_MAX_TOKENS: most prompt + output tokens of one record. Default 32768"""
+    record_max_bytes: int = 4 << 20
+    """TOPLOC_AUDIT_RECORD_MAX_BYTES: most canonical bytes of one record. Default 4194304 (4 MiB)"""
+    validation_mode: str = "auto"
+    """TOPLOC_AUDIT_VALIDATION_MODE: how a worker loads models: `reference` (float32 plus a copy in the
+    claimed dtype: 6 bytes per parameter, the finer checks), `claimed` (the records' dtype only: 2 bytes
+    per parameter) or `auto` (reference when it fits TOPLOC_AUDIT_VALIDATOR_MEMORY). Default auto"""
+    validator_memory: int = 0
+    """TOPLOC_AUDIT_VALIDATOR_MEMORY: bytes of weights a worker may hold in reference mode (auto).
+    Default 0: half of the GPU's memory, or of the machine's RAM without a GPU"""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +145,9 @@ class Settings:
                 "TOPLOC_AUDIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
             ),
             api_workers=_number(env, "TOPLOC_AUDIT_API_WORKERS", 1, int, 1),
+            record_min_version=_number(env, "TOPLOC_AUDIT_RECORD_MIN_VERSION", 2, int, 1),
+            record_max_tokens=_number(env, "TOPLOC_AUDIT_RECORD_MAX_TOKENS", 32768, int, 2),
+            record_max_bytes=_number(env, "TOPLOC_AUDIT_RECORD_MAX_BYTES", 4 << 20, int, 1024),
             **_verifier_settings(env, home),
         )
 
@@ -193,6 +210,9 @@ def _verifier_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
     if not validators and (home / "validators").is_dir():
         validators = tuple(sorted(p.stem for p in (home / "validators").glob("0x*.key")))
     hold = env.get("TOPLOC_AUDIT_VALIDATE_HOLD_DIR") or None
+    mode = env.get("TOPLOC_AUDIT_VALIDATION_MODE") or "auto"
+    if mode not in ("auto", "reference", "claimed"):
+        raise InputError("TOPLOC_AUDIT_VALIDATION_MODE", f"{mode!r} is not one of auto, reference, claimed")
     api = f"http://{env.get('TOPLOC_AUDIT_API_HOST', '127.0.0.1')}:{env.get('TOPLOC_AUDIT_API_PORT', '8470')}"
     return {
         "validators": validators,
@@ -213,4 +233,6 @@ def _verifier_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
         "validate_time_limit": _number(env, "TOPLOC_AUDIT_VALIDATE_TIME_LIMIT", 1800, int, 1),
         "watch_crash_at": env.get("TOPLOC_AUDIT_WATCH_CRASH_AT") or None,
         "validate_hold_dir": None if hold is None else Path(hold).expanduser().resolve(),
+        "validation_mode": mode,
+        "validator_memory": _number(env, "TOPLOC_AUDIT_VALIDATOR_MEMORY", 0, int, 0),
     }

@@ -68,10 +68,10 @@ from tests.anchor.factory import (  # noqa: E402
     CHAIN_ID,
     CONTRACT,
     DOMAIN,
+    LIMITS,
     LOG_KEY,
     MODEL,
     PROVIDER,
-    VOCAB,
     entry,
     make_record,
 )
@@ -110,7 +110,7 @@ def seed(url: str) -> None:
     engine = make_engine(url)
     with transaction(session_factory(engine)) as s:
         register_provider(s, PROVIDER, "bench")
-        declare_model(s, MODEL.name, MODEL.fingerprint, VOCAB)
+        declare_model(s, MODEL.name, MODEL.fingerprint, LIMITS)
     engine.dispose()
 
 

@@ -55,7 +55,7 @@ def create_app(config: AppConfig) -> FastAPI:
     engine = make_engine(config.database_url)
     check_schema(engine)
     sessions = session_factory(engine)
-    recorder = Recorder(sessions, config.domain, config.log_key, config.max_merge_delay)
+    recorder = Recorder(sessions, config.domain, config.log_key, config.max_merge_delay, policy=config.policy)
     singles = GroupCommit(recorder)  # concurrent single POSTs share transactions
     app = FastAPI(
         title="toploc-audit recorder",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_keys import keys
 
 from anchor.errors import InputError
 from anchor.records.eip712 import Domain
+from anchor.records.ingest import RecordPolicy
 from anchor.settings import Settings
 
 
@@ -19,6 +20,7 @@ class AppConfig:
     """Provider signatures and receipts are bound to this chain id and contract."""
     log_key: keys.PrivateKey
     max_merge_delay: int
+    policy: RecordPolicy = field(default_factory=RecordPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppConfig:
@@ -27,6 +29,9 @@ class AppConfig:
             domain=load_domain(settings),
             log_key=load_log_key(settings),
             max_merge_delay=settings.max_merge_delay,
+            policy=RecordPolicy(
+                settings.record_min_version, settings.record_max_tokens, settings.record_max_bytes
+            ),
         )
 
 

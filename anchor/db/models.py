@@ -60,7 +60,8 @@ class Provider(Base):
 
 
 class Model(Base):
-    """A declared model: records must name one, and token ids are checked against its vocabulary."""
+    """A declared model: records must name one and fit it (vocabulary, hidden size, positions,
+    tokenizer: anchor.records.record.ModelLimits)."""
 
     __tablename__ = "models"
     __table_args__ = (UniqueConstraint("name", "fingerprint", name="uq_models_name_fingerprint"),)
@@ -69,6 +70,10 @@ class Model(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     vocab_size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # What the recorder checks records against (migration 0004); NULL for models declared before.
+    hidden_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_positions: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokenizer_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Record(Base):

@@ -1,11 +1,14 @@
 """The recorder: check submitted records, append them to the log and answer signed receipts.
 
 One call handles a batch in one database transaction, in these steps:
-1. parse and validate each entry (no database): fields, proof shapes, canonical bytes, recordDigest,
-   the provider's EIP-712 signature and the leaf hash;
+1. parse and validate each entry (no database): fields, proof shapes (a modulus below topk included),
+   the decode spec and stop reason (what needs no tokenizer), the record policy (version, size),
+   canonical bytes, recordDigest, the provider's EIP-712 signature and the leaf hash;
 2. take the log's append lock, then load the providers and models the batch names (one query each);
 3. authorise: every provider registered and active, and its API key presented if it has one;
-4. check token ids against each declared model's vocabulary;
+4. check each record against its declared model (vocabulary, hidden size, positions, tokenizer):
+   everything a validator would refuse as malformed is refused here, so no logged record is
+   uncheckable;
 5. idempotency: an entry whose (provider, request id) is already logged gets its original receipt back
    (a different record under a used request id is a conflict);
 6. append the new leaves, sign their receipts, insert the records (COPY on PostgreSQL), commit.
@@ -40,8 +43,8 @@ from anchor.leaf import leaf_hash
 from anchor.log.store import LogStore
 from anchor.receipts import Receipt
 from anchor.records.eip712 import Domain, recover_address
-from anchor.records.record import Record
-from anchor.records.registry import hash_api_key
+from anchor.records.record import VERSION, Record
+from anchor.records.registry import hash_api_key, model_limits
 
 MAX_BATCH = 10_000
 RECORD_COLUMNS = (
@@ -74,6 +77,37 @@ class ConflictError(InputError):
 
 
 @dataclass(frozen=True)
+class RecordPolicy:
+    """What the recorder accepts beyond a record's own rules (settings: TOPLOC_AUDIT_RECORD_*).
+
+    `min_version`: version 1 records bind no decode spec (their tokens cannot be replayed), so by
+    default only version 2 is accepted; `max_tokens` bounds prompt + output tokens and `max_bytes` the
+    canonical bytes of one record (a validator must fit it in one prefill)."""
+
+    min_version: int = VERSION
+    max_tokens: int = 32768
+    max_bytes: int = 4 << 20
+
+    def check(self, record: Record, field: str) -> None:
+        prefix = f"{field}." if field else ""
+        if record.version < self.min_version:
+            raise InputError(
+                f"{prefix}record.version",
+                f"version {record.version} is no longer accepted (at least {self.min_version}, which binds "
+                "the decoding)",
+            )
+        tokens = len(record.prompt_tokens) + len(record.output_tokens)
+        if tokens > self.max_tokens:
+            raise InputError(
+                f"{prefix}record.output_tokens",
+                f"prompt + output are {tokens} tokens, at most {self.max_tokens}",
+            )
+        size = len(record.canonical_bytes())
+        if size > self.max_bytes:
+            raise InputError(f"{prefix}record", f"{size} canonical bytes, at most {self.max_bytes}")
+
+
+@dataclass(frozen=True)
 class Submission:
     """A record and its provider's signature, checked against each other (step 1)."""
 
@@ -85,7 +119,9 @@ class Submission:
     """leaf(provider, recordDigest): what the log appends for this record."""
 
     @classmethod
-    def from_json(cls, obj: Any, domain: Domain, field: str = "") -> Submission:
+    def from_json(
+        cls, obj: Any, domain: Domain, field: str = "", policy: RecordPolicy | None = None
+    ) -> Submission:
         """Parse {"record": {...}, "signature": "0x<65 bytes>"}; raises InputError naming the field."""
         prefix = f"{field}." if field else ""
         if not isinstance(obj, dict):
@@ -96,6 +132,7 @@ class Submission:
         if "signature" not in obj:
             raise InputError(f"{prefix}signature", "missing")
         record = Record.from_json(obj.get("record"), f"{prefix}record")
+        (policy or RecordPolicy()).check(record, field)
         sig_text = obj["signature"]
         try:
             if not isinstance(sig_text, str) or not sig_text.startswith("0x"):
@@ -143,15 +180,17 @@ class Recorder:
         log_key: keys.PrivateKey,
         max_merge_delay: int,
         clock: Callable[[], float] = time.time,
+        policy: RecordPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.domain = domain
         self.log_key = log_key
         self.max_merge_delay = max_merge_delay
         self.clock = clock
+        self.policy = policy or RecordPolicy()
 
     def parse(self, obj: Any, field: str = "") -> Submission:
-        return Submission.from_json(obj, self.domain, field)
+        return Submission.from_json(obj, self.domain, field, self.policy)
 
     def parse_batch(self, body: Any) -> list[Submission]:
         if not isinstance(body, dict) or set(body) != {"entries"}:
@@ -242,7 +281,14 @@ class Recorder:
                     f"{_p(sub)}record.model",
                     f"{sub.record.model.name} (fingerprint {sub.record.model.fingerprint}) is not declared",
                 )
-            sub.record.check_vocabulary(m.vocab_size, f"{_p(sub)}record")
+            limits = model_limits(m)
+            if limits is None:
+                raise InputError(
+                    f"{_p(sub)}record.model",
+                    f"{m.name} was declared before its limits were kept: declare it again "
+                    "(`toploc-audit provider declare-model NAME --folder DIR`)",
+                )
+            sub.record.check_model(limits, f"{_p(sub)}record")
         return found
 
     def _existing(

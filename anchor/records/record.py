@@ -1,7 +1,14 @@
-"""The inference record (version 1): its fields, its canonical bytes and its recordDigest.
+"""The inference record: its fields, its canonical bytes and its recordDigest.
 
-This is the single definition every package uses: providers build records with it (`Record(...)`,
-`to_json`), the recorder parses them (`Record.from_json`), validators recompute `digest()`.
+This is the single definition every package uses: providers build records with it
+(`Record.from_generation`, `to_json`), the recorder parses them (`Record.from_json`), validators
+recompute `digest()`.
+
+Version 2 (what providers write) binds the whole decode specification (gpu_core.runner.decoding:
+sampler, temperature, top-k/p, min-p, penalties, seed, max_new_tokens, stop ids and strings), the stop
+reason and the tokenizer's fingerprint, so a validator can replay the sampler. Version 1 (a `sampling`
+object, no stop reason) still parses, for records already logged; its tokens are checked by TOPLOC
+alone.
 
 Canonical form (docs/records.md): canonical bytes = RFC 8785 JSON of `to_json()`; recordDigest =
 SHA-256 of those bytes. Values are normalised before hashing (checksummed provider address, lowercase
@@ -24,14 +31,17 @@ from eth_utils import is_hex_address, to_checksum_address
 
 from anchor.errors import InputError
 from anchor.records.canonical import MAX_SAFE_INTEGER, canonical_json
+from gpu_core.runner.decoding import STOP_REASONS, DecodeSpec, stop_problem
+from gpu_core.runner.errors import RunnerInputError
 
 RecordDigest = NewType("RecordDigest", bytes)
 
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 DTYPES = ("bfloat16", "float16", "float32")
 MAX_TOPK = 8192
 
-RECORD_FIELDS = (
+RECORD_FIELDS_V1 = (
     "version",
     "provider",
     "model",
@@ -45,6 +55,21 @@ RECORD_FIELDS = (
     "time",
 )
 """The top-level fields of a version 1 record, every one required (docs/records.md)."""
+RECORD_FIELDS = (
+    "version",
+    "provider",
+    "model",
+    "dtype",
+    "toploc",
+    "prompt_tokens",
+    "output_tokens",
+    "decode",
+    "stop_reason",
+    "proofs",
+    "request_id",
+    "time",
+)
+"""The top-level fields of a version 2 record, every one required (docs/records.md)."""
 MAX_DECODE_BATCHING_SIZE = 65536
 MAX_TOKENS = 1 << 20
 MAX_MODULUS = 65497  # TOPLOC's field: GF(65497)
@@ -68,6 +93,9 @@ class ModelRef:
     name: str
     fingerprint: str
     """Lowercase hex SHA-256 of the model (gpu_core's fingerprint)."""
+    tokenizer: str | None = None
+    """Lowercase hex SHA-256 of the tokenizer files (gpu_core's tokenizer fingerprint); None for a
+    model without a tokenizer. Version 2 only."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +106,8 @@ class ToplocParams:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How the output was sampled; temperature 0 is greedy decoding, top_k 0 means no top-k cut."""
+    """Version 1: how the output was sampled; temperature 0 is greedy decoding, top_k 0 means no
+    top-k cut. Not replayable (no sampler is named)."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -93,8 +122,9 @@ class Record:
 
     Requires (checked by `from_json`): the shapes described in docs/records.md, and
     len(proofs) == proof_count(len(output_tokens), toploc.decode_batching_size), each of
-    proof_length(topk, dtype)
-    bytes. Token ids are range-checked against a model's vocabulary by `check_vocabulary`.
+    proof_length(topk, dtype) bytes with a modulus >= topk. Version 2 has `decode` and `stop_reason`
+    (and `sampling` None), version 1 the reverse. Token ids and the decode spec are checked against a
+    declared model by `check_model`.
     """
 
     provider: str
@@ -103,34 +133,52 @@ class Record:
     toploc: ToplocParams
     prompt_tokens: tuple[int, ...]
     output_tokens: tuple[int, ...]
-    sampling: Sampling
     proofs: tuple[bytes, ...]
     request_id: str
     time: int
+    decode: DecodeSpec | None = None
+    stop_reason: str | None = None
+    sampling: Sampling | None = None
     version: int = VERSION
     _canonical: bytes = field(default=b"", init=False, repr=False, compare=False)
 
+    @property
+    def max_new_tokens(self) -> int:
+        if self.decode is not None:
+            return self.decode.max_new_tokens
+        assert self.sampling is not None
+        return self.sampling.max_new_tokens
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object of the record (proofs in standard padded base64)."""
-        return {
+        model: dict[str, Any] = {"name": self.model.name, "fingerprint": self.model.fingerprint}
+        out: dict[str, Any] = {
             "version": self.version,
             "provider": self.provider,
-            "model": {"name": self.model.name, "fingerprint": self.model.fingerprint},
+            "model": model,
             "dtype": self.dtype,
             "toploc": {"topk": self.toploc.topk, "decode_batching_size": self.toploc.decode_batching_size},
             "prompt_tokens": list(self.prompt_tokens),
             "output_tokens": list(self.output_tokens),
-            "sampling": {
+        }
+        if self.version == 1:
+            assert self.sampling is not None
+            out["sampling"] = {
                 "temperature": self.sampling.temperature,
                 "top_p": self.sampling.top_p,
                 "top_k": self.sampling.top_k,
                 "seed": self.sampling.seed,
                 "max_new_tokens": self.sampling.max_new_tokens,
-            },
-            "proofs": [base64.b64encode(p).decode("ascii") for p in self.proofs],
-            "request_id": self.request_id,
-            "time": self.time,
-        }
+            }
+        else:
+            assert self.decode is not None
+            model["tokenizer"] = self.model.tokenizer
+            out["decode"] = self.decode.to_dict()
+            out["stop_reason"] = self.stop_reason
+        out["proofs"] = [base64.b64encode(p).decode("ascii") for p in self.proofs]
+        out["request_id"] = self.request_id
+        out["time"] = self.time
+        return out
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 JSON of `to_json()` (cached: a record is immutable)."""
@@ -152,18 +200,18 @@ class Record:
     @classmethod
     def from_json(cls, obj: Any, field: str = "record") -> Record:
         """Validate and parse a record's JSON object; raises InputError naming the first bad field."""
-        o = _object(obj, field, RECORD_FIELDS)
-        version = _int(o["version"], f"{field}.version", 0, MAX_SAFE_INTEGER)
-        if version != VERSION:
-            raise InputError(f"{field}.version", f"unsupported version {version}, want {VERSION}")
+        if not isinstance(obj, dict):
+            raise InputError(field, f"must be an object, got {_kind(obj)}")
+        if "version" not in obj:
+            raise InputError(f"{field}.version", "missing")
+        version = _int(obj["version"], f"{field}.version", 0, MAX_SAFE_INTEGER)
+        if version not in VERSIONS:
+            raise InputError(f"{field}.version", f"unsupported version {version}, want one of {VERSIONS}")
+        o = _object(obj, field, RECORD_FIELDS if version == 2 else RECORD_FIELDS_V1)
         provider = o["provider"]
         if not isinstance(provider, str) or not is_hex_address(provider):
             raise InputError(f"{field}.provider", "not a 20-byte hex address")
-        m = _object(o["model"], f"{field}.model", ("name", "fingerprint"))
-        name = _string(m["name"], f"{field}.model.name", 200)
-        fingerprint = _string(m["fingerprint"], f"{field}.model.fingerprint", 64).lower()
-        if not _FINGERPRINT.fullmatch(fingerprint):
-            raise InputError(f"{field}.model.fingerprint", "not 64 hex digits (a SHA-256)")
+        model = _model(o["model"], f"{field}.model", version)
         dtype = o["dtype"]
         if dtype not in DTYPES:
             raise InputError(f"{field}.dtype", f"{dtype!r} is not one of {', '.join(DTYPES)}")
@@ -174,32 +222,43 @@ class Record:
         )
         prompt = _tokens(o["prompt_tokens"], f"{field}.prompt_tokens")
         output = _tokens(o["output_tokens"], f"{field}.output_tokens")
-        s = _object(
-            o["sampling"], f"{field}.sampling", ("temperature", "top_p", "top_k", "seed", "max_new_tokens")
-        )
-        sampling = Sampling(
-            temperature=_number(s["temperature"], f"{field}.sampling.temperature", 0.0, 100.0),
-            top_p=_number(s["top_p"], f"{field}.sampling.top_p", 0.0, 1.0, open_low=True),
-            top_k=_int(s["top_k"], f"{field}.sampling.top_k", 0, MAX_TOKENS),
-            seed=None
-            if s["seed"] is None
-            else _int(s["seed"], f"{field}.sampling.seed", 0, MAX_SAFE_INTEGER),
-            max_new_tokens=_int(s["max_new_tokens"], f"{field}.sampling.max_new_tokens", 1, MAX_TOKENS),
-        )
-        if len(output) > sampling.max_new_tokens:
+        decode = stop_reason = sampling = None
+        if version == 2:
+            try:
+                decode = DecodeSpec.from_dict(o["decode"])
+            except RunnerInputError as exc:
+                raise InputError(f"{field}.{exc.field}", exc.reason) from None
+            if not decode.is_resolved:
+                raise InputError(
+                    f"{field}.decode.seed", f"the {decode.sampler} sampler at temperature > 0 needs its seed"
+                )
+            stop_reason = o["stop_reason"]
+            if stop_reason not in STOP_REASONS:
+                raise InputError(
+                    f"{field}.stop_reason", f"{stop_reason!r} is not one of {', '.join(STOP_REASONS)}"
+                )
+            _check_stop(decode, stop_reason, output, field)
+            max_new_tokens = decode.max_new_tokens
+        else:
+            sampling = _sampling_v1(o["sampling"], f"{field}.sampling")
+            max_new_tokens = sampling.max_new_tokens
+        if len(output) > max_new_tokens:
+            where = "decode" if version == 2 else "sampling"
             raise InputError(
                 f"{field}.output_tokens",
-                f"{len(output)} tokens exceed sampling.max_new_tokens = {sampling.max_new_tokens}",
+                f"{len(output)} tokens exceed {where}.max_new_tokens = {max_new_tokens}",
             )
         proofs = _proofs(o["proofs"], f"{field}.proofs", len(output), topk, dbs, dtype)
         return cls(
             version=version,
             provider=_checksum(provider),
-            model=ModelRef(name, fingerprint),
+            model=model,
             dtype=dtype,
             toploc=ToplocParams(topk, dbs),
             prompt_tokens=prompt,
             output_tokens=output,
+            decode=decode,
+            stop_reason=stop_reason,
             sampling=sampling,
             proofs=proofs,
             request_id=_request_id(o["request_id"], f"{field}.request_id"),
@@ -215,6 +274,118 @@ class Record:
                     f"{field}.{name}[{i}]",
                     f"token id {tokens[i]} is outside the vocabulary of {self.model.name} ({vocab_size} ids)",
                 )
+        if self.decode is not None:
+            for i, token in enumerate(self.decode.stop_token_ids or ()):
+                if token >= vocab_size:
+                    raise InputError(
+                        f"{field}.decode.stop_token_ids[{i}]",
+                        f"token id {token} is outside the vocabulary of {self.model.name} ({vocab_size} ids)",
+                    )
+            if self.decode.top_k > vocab_size:
+                raise InputError(
+                    f"{field}.decode.top_k",
+                    f"{self.decode.top_k} exceeds the vocabulary of {self.model.name}",
+                )
+
+    def check_model(self, limits: ModelLimits, field: str = "record") -> None:
+        """Raise InputError unless the record fits the declared model: token ids in its vocabulary,
+        topk within its hidden size, prompt + max_new_tokens within its positions, the tokenizer it
+        was declared with. What a validator would refuse is refused here first."""
+        self.check_vocabulary(limits.vocab_size, field)
+        if self.toploc.topk > limits.hidden_size:
+            raise InputError(
+                f"{field}.toploc.topk",
+                f"{self.toploc.topk} exceeds the hidden size of {self.model.name} ({limits.hidden_size})",
+            )
+        total = len(self.prompt_tokens) + self.max_new_tokens
+        if total > limits.max_positions:
+            raise InputError(
+                f"{field}.{'decode' if self.decode is not None else 'sampling'}.max_new_tokens",
+                f"prompt ({len(self.prompt_tokens)}) + {self.max_new_tokens} exceeds the "
+                f"{limits.max_positions} positions of {self.model.name}",
+            )
+        if self.version >= 2 and self.model.tokenizer != limits.tokenizer:
+            raise InputError(
+                f"{field}.model.tokenizer",
+                f"{self.model.tokenizer} is not the tokenizer {self.model.name} was declared with "
+                f"({limits.tokenizer})",
+            )
+
+    @classmethod
+    def from_generation(
+        cls,
+        generation: Any,
+        provider: str,
+        model_name: str,
+        tokenizer: str | None,
+        request_id: str,
+        when: int | None = None,
+    ) -> Record:
+        """The version 2 record of a gpu_core Generation, as `provider` commits to it (validated as the
+        recorder would parse it). `tokenizer` is the tokenizer fingerprint (None without one)."""
+        import time as time_module
+
+        record = cls(
+            provider=provider,
+            model=ModelRef(model_name, generation.fingerprint, tokenizer),
+            dtype=generation.dtype,
+            toploc=ToplocParams(generation.topk, generation.decode_batching_size),
+            prompt_tokens=tuple(generation.prompt_ids),
+            output_tokens=tuple(generation.output_ids),
+            decode=generation.spec,
+            stop_reason=generation.stop_reason,
+            proofs=tuple(generation.proofs),
+            request_id=request_id,
+            time=int(time_module.time()) if when is None else when,
+        )
+        return cls.from_json(record.to_json())
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What the recorder knows of a declared model, to refuse records no validator could accept."""
+
+    vocab_size: int
+    hidden_size: int
+    max_positions: int
+    tokenizer: str | None
+
+
+def _model(obj: Any, field: str, version: int) -> ModelRef:
+    keys = ("name", "fingerprint", "tokenizer") if version >= 2 else ("name", "fingerprint")
+    m = _object(obj, field, keys)
+    name = _string(m["name"], f"{field}.name", 200)
+    fingerprint = _fingerprint(m["fingerprint"], f"{field}.fingerprint")
+    tokenizer = None
+    if version >= 2 and m["tokenizer"] is not None:
+        tokenizer = _fingerprint(m["tokenizer"], f"{field}.tokenizer")
+    return ModelRef(name, fingerprint, tokenizer)
+
+
+def _fingerprint(value: Any, field: str) -> str:
+    text = _string(value, field, 64).lower()
+    if not _FINGERPRINT.fullmatch(text):
+        raise InputError(field, "not 64 hex digits (a SHA-256)")
+    return text
+
+
+def _sampling_v1(obj: Any, field: str) -> Sampling:
+    s = _object(obj, field, ("temperature", "top_p", "top_k", "seed", "max_new_tokens"))
+    return Sampling(
+        temperature=_number(s["temperature"], f"{field}.temperature", 0.0, 100.0),
+        top_p=_number(s["top_p"], f"{field}.top_p", 0.0, 1.0, open_low=True),
+        top_k=_int(s["top_k"], f"{field}.top_k", 0, MAX_TOKENS),
+        seed=None if s["seed"] is None else _int(s["seed"], f"{field}.seed", 0, MAX_SAFE_INTEGER),
+        max_new_tokens=_int(s["max_new_tokens"], f"{field}.max_new_tokens", 1, MAX_TOKENS),
+    )
+
+
+def _check_stop(decode: DecodeSpec, stop_reason: str, output: Sequence[int], field: str) -> None:
+    """The stop reason's rules that need no tokenizer (gpu_core.runner.decoding.stop_problem)."""
+    problem = stop_problem(decode, stop_reason, output, None)
+    if problem is not None:
+        where = "stop_reason" if problem.position is None else f"output_tokens[{problem.position}]"
+        raise InputError(f"{field}.{where}", problem.detail)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -317,7 +488,9 @@ def _proofs(value: Any, field: str, output_len: int, topk: int, dbs: int, dtype:
         if binascii.b2a_base64(raw, newline=False) != s.encode("ascii"):
             raise InputError(f"{field}[{i}]", "is not canonical base64 (standard alphabet, padded)")
         modulus = int.from_bytes(raw[:2], "big")
-        if not 1 <= modulus <= MAX_MODULUS:  # 0 is the reference prover's "null proof" after a failed build
-            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [1, {MAX_MODULUS}]")
+        # 0 is the reference prover's "null proof" after a failed build; below topk, k indices cannot
+        # have k distinct residues, so no honest prover makes it (and no validator could verify it).
+        if not topk <= modulus <= MAX_MODULUS:
+            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [topk {topk}, {MAX_MODULUS}]")
         out.append(raw)
     return tuple(out)

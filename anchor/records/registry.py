@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from anchor.db.models import Model, Provider
 from anchor.errors import InputError
-from anchor.records.record import _FINGERPRINT
+from anchor.records.record import _FINGERPRINT, ModelLimits
 
 
 def hash_api_key(api_key: str) -> bytes:
@@ -51,35 +51,85 @@ def deactivate_provider(session: Session, address: str) -> None:
     provider.active = False
 
 
-def declare_model(session: Session, name: str, fingerprint: str, vocab_size: int) -> Model:
-    """Declare a model records may name. Idempotent; a different vocab_size for the same model is an error."""
+def declare_model(session: Session, name: str, fingerprint: str, limits: ModelLimits) -> Model:
+    """Declare a model records may name, with what the recorder checks records against (vocabulary,
+    hidden size, positions, tokenizer). Idempotent for the same limits; other limits for a declared
+    model are an error naming the field, except that a model declared before its limits were kept
+    (hidden_size NULL) gets them."""
     fingerprint = fingerprint.lower().removeprefix("0x")
     if not name or len(name) > 200:
         raise InputError("name", "must be 1-200 characters")
     if not _FINGERPRINT.fullmatch(fingerprint):
         raise InputError("fingerprint", "must be 64 hex digits (a SHA-256)")
-    if not 0 < vocab_size < 2**31:
-        raise InputError("vocab_size", f"{vocab_size} must be a positive integer")
+    for field, value in (
+        ("vocab_size", limits.vocab_size),
+        ("hidden_size", limits.hidden_size),
+        ("max_positions", limits.max_positions),
+    ):
+        if type(value) is not int or not 0 < value < 2**31:
+            raise InputError(field, f"{value!r} must be a positive integer")
+    tokenizer = None if limits.tokenizer is None else limits.tokenizer.lower()
+    if tokenizer is not None and not _FINGERPRINT.fullmatch(tokenizer):
+        raise InputError("tokenizer", "must be 64 hex digits (a SHA-256) or absent")
     model = session.scalars(select(Model).where(Model.name == name, Model.fingerprint == fingerprint)).first()
-    if model is not None:
-        if model.vocab_size != vocab_size:
-            raise InputError("vocab_size", f"model already declared with vocab_size {model.vocab_size}")
+    if model is None:
+        model = Model(
+            name=name, fingerprint=fingerprint, vocab_size=limits.vocab_size, created_at=int(time.time())
+        )
+        session.add(model)
+    elif model.hidden_size is not None:
+        for field, had, want in (
+            ("vocab_size", model.vocab_size, limits.vocab_size),
+            ("hidden_size", model.hidden_size, limits.hidden_size),
+            ("max_positions", model.max_positions, limits.max_positions),
+            ("tokenizer", model.tokenizer_fingerprint, tokenizer),
+        ):
+            if had != want:
+                raise InputError(field, f"model already declared with {field} {had}")
         return model
-    model = Model(name=name, fingerprint=fingerprint, vocab_size=vocab_size, created_at=int(time.time()))
-    session.add(model)
+    elif model.vocab_size != limits.vocab_size:
+        raise InputError("vocab_size", f"model already declared with vocab_size {model.vocab_size}")
+    model.hidden_size = limits.hidden_size
+    model.max_positions = limits.max_positions
+    model.tokenizer_fingerprint = tokenizer
     session.flush()
     return model
 
 
-def vocab_size_from_folder(folder: Path) -> int:
-    """vocab_size from a Hugging Face checkpoint folder's config.json."""
+def model_limits(model: Model) -> ModelLimits | None:
+    """A declared model's limits, None if it was declared before limits were kept."""
+    if model.hidden_size is None or model.max_positions is None:
+        return None
+    return ModelLimits(model.vocab_size, model.hidden_size, model.max_positions, model.tokenizer_fingerprint)
+
+
+_CONFIG_KEYS = {
+    "vocab_size": ("vocab_size",),
+    "hidden_size": ("hidden_size", "n_embd", "d_model"),
+    "max_positions": ("max_position_embeddings", "n_positions", "max_seq_len"),
+}
+
+
+def limits_from_folder(folder: Path) -> ModelLimits:
+    """A Hugging Face checkpoint folder's limits: vocab_size, hidden size and positions from its
+    config.json, the tokenizer fingerprint of its tokenizer files (gpu_core's definition)."""
+    from gpu_core.runner.fingerprint import fingerprint_tokenizer
+
     config = folder / "config.json"
     try:
-        value = json.loads(config.read_text())["vocab_size"]
+        data = json.loads(config.read_text())
     except FileNotFoundError:
         raise InputError("folder", f"{config} does not exist") from None
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise InputError("folder", f"{config} has no vocab_size ({exc})") from None
-    if type(value) is not int:
-        raise InputError("folder", f"{config}: vocab_size is not an integer")
-    return value
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError("folder", f"{config} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError("folder", f"{config} is not a JSON object")
+    values: dict[str, int] = {}
+    for field, keys in _CONFIG_KEYS.items():
+        found = next((data[k] for k in keys if k in data), None)
+        if type(found) is not int:
+            raise InputError("folder", f"{config} has no integer {' / '.join(keys)}")
+        values[field] = found
+    return ModelLimits(
+        values["vocab_size"], values["hidden_size"], values["max_positions"], fingerprint_tokenizer(folder)
+    )

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from anchor.api import AppConfig, create_app
 from anchor.db import make_engine, session_factory, transaction
 from anchor.records.registry import declare_model, register_provider
-from tests.anchor.factory import DOMAIN, LOG_KEY, MODEL, PROVIDER, VOCAB
+from tests.anchor.factory import DOMAIN, LIMITS, LOG_KEY, MODEL, PROVIDER
 
 MAX_MERGE_DELAY = 600
 
@@ -19,7 +19,7 @@ def seed_registry(database_url: str, api_key: str | None = None) -> None:
     engine = make_engine(database_url)
     with transaction(session_factory(engine)) as s:
         register_provider(s, PROVIDER, "test provider", api_key)
-        declare_model(s, MODEL.name, MODEL.fingerprint, VOCAB)
+        declare_model(s, MODEL.name, MODEL.fingerprint, LIMITS)
     engine.dispose()
 
 

@@ -15,7 +15,7 @@ from anchor.merkle import sha256_hasher, verify_inclusion
 from anchor.receipts import Receipt
 from anchor.records import Record
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
-from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, other_key
+from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, make_record_v1, other_key
 
 
 def _log_size(client) -> int:
@@ -127,7 +127,63 @@ BAD: list[tuple[str, Any, int, str, str]] = [
         "integer",
     ),
     ("dtype", lambda e: _mutate(e, ["record", "dtype"], "int8"), 422, "record.dtype", "not one of"),
-    ("version", lambda e: _mutate(e, ["record", "version"], 2), 422, "record.version", "unsupported"),
+    ("version", lambda e: _mutate(e, ["record", "version"], 3), 422, "record.version", "unsupported"),
+    (
+        "version 1 (binds no decode spec)",
+        lambda e: entry(make_record_v1("v1-0")),
+        422,
+        "record.version",
+        "no longer accepted",
+    ),
+    (
+        "modulus below topk (a poison proof)",
+        lambda e: _mutate(e, ["record", "proofs", 1], "AAQA" + e["record"]["proofs"][1][4:]),
+        422,
+        "record.proofs[1]",
+        "outside [topk 8",
+    ),
+    (
+        "topk above the hidden size",
+        lambda e: entry(make_record("k-300", topk=300)),
+        422,
+        "record.toploc.topk",
+        "exceeds the hidden size of tiny-llama (256)",
+    ),
+    (
+        "beyond the model's positions",
+        lambda e: entry(make_record("long-0", max_new_tokens=5000)),
+        422,
+        "record.decode.max_new_tokens",
+        "exceeds the 4096 positions",
+    ),
+    (
+        "stop id outside the vocabulary",
+        lambda e: _resign(_mutate(e["record"], ["decode", "stop_token_ids"], [999, 1000])),
+        422,
+        "record.decode.stop_token_ids[1]",
+        "outside the vocabulary",
+    ),
+    (
+        "top-k beyond the vocabulary",
+        lambda e: _resign(_mutate(e["record"], ["decode", "top_k"], 1001)),
+        422,
+        "record.decode.top_k",
+        "exceeds the vocabulary",
+    ),
+    (
+        "another tokenizer",
+        lambda e: _resign(_mutate(e["record"], ["model", "tokenizer"], "ab" * 32)),
+        422,
+        "record.model.tokenizer",
+        "not the tokenizer tiny-llama was declared with",
+    ),
+    (
+        "a truncated output (stop reason eos without the stop token)",
+        lambda e: _mutate(e, ["record", "output_tokens", 39], 5),
+        422,
+        "record.stop_reason",
+        "end without a stop token",
+    ),
     ("unknown field", lambda e: _mutate(e, ["record", "extra"], 1), 422, "record.extra", "unknown field"),
     (
         "missing field",
@@ -175,17 +231,17 @@ BAD: list[tuple[str, Any, int, str, str]] = [
     ),
     (
         "temperature",
-        lambda e: _mutate(e, ["record", "sampling", "temperature"], -0.5),
+        lambda e: _mutate(e, ["record", "decode", "temperature"], -0.5),
         422,
-        "record.sampling.temperature",
+        "record.decode.temperature",
         "outside",
     ),
     (
         "too many output tokens",
-        lambda e: _mutate(e, ["record", "sampling", "max_new_tokens"], 10),
+        lambda e: _mutate(e, ["record", "decode", "max_new_tokens"], 10),
         422,
-        "record.output_tokens",
-        "exceed",
+        "record.output_tokens[9]",
+        "max_new_tokens ended the generation after 10 tokens",
     ),
 ]
 
@@ -223,6 +279,30 @@ def test_request_id_reuse_is_a_conflict_and_bad_json_a_400(client) -> None:
     r = client.post("/v1/records:batch", json={"entries": []})
     assert r.status_code == 422 and r.json()["error"]["field"] == "entries"
     assert _log_size(client) == 1
+
+
+def test_record_size_limits_are_settings(database_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from anchor.api import AppConfig, create_app
+    from anchor.records.ingest import RecordPolicy
+
+    seed_registry(database_url)
+    policy = RecordPolicy(max_tokens=50, max_bytes=1200)
+    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, policy))
+    with TestClient(app) as c:
+        r = c.post("/v1/records", json=entry(make_record("t-1", n_prompt=20, n_output=40)))
+        assert r.status_code == 422 and r.json()["error"] == {
+            "field": "record.output_tokens",
+            "reason": "prompt + output are 60 tokens, at most 50",
+        }
+        r = c.post("/v1/records", json=entry(make_record("t-2", n_prompt=10, n_output=30, topk=64)))
+        assert r.status_code == 422 and r.json()["error"]["field"] == "record"
+        assert "1316 canonical bytes, at most 1200" in r.json()["error"]["reason"]
+        assert (
+            c.post("/v1/records", json=entry(make_record("t-3", n_prompt=10, n_output=30))).status_code == 201
+        )
+    app.state.engine.dispose()
 
 
 def test_api_key_is_required_when_the_provider_has_one(database_url: str) -> None:

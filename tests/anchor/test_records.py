@@ -17,7 +17,7 @@ from anchor.errors import InputError
 from anchor.receipts import Receipt, ReceiptFile
 from anchor.records import Record, canonical_json
 from anchor.records.eip712 import RECEIPT_TYPE_STRING, recover_signer
-from anchor.records.record import RECORD_FIELDS
+from anchor.records.record import RECORD_FIELDS, RECORD_FIELDS_V1
 from anchor.signing import eip712_digest, record_typed_data, sign_record_digest
 from tests.anchor.factory import (
     CHAIN_ID,
@@ -28,6 +28,7 @@ from tests.anchor.factory import (
     PROVIDER_KEY,
     entry,
     make_record,
+    make_record_v1,
 )
 
 json_values = st.recursive(
@@ -48,17 +49,56 @@ def test_canonical_json_is_rfc8785(value) -> None:
 
 
 def test_worked_example_of_docs_records_md() -> None:
-    """The example in docs/records.md: its canonical bytes and recordDigest are pinned here."""
+    """The examples in docs/records.md (version 2, and version 1 as logged before): their canonical
+    bytes and recordDigests are pinned here."""
     rec = worked_example()
     text = rec.canonical_bytes().decode()
-    assert text.startswith('{"dtype":"bfloat16","model":{"fingerprint":"')
-    assert '"sampling":{"max_new_tokens":4,"seed":7,"temperature":0.7,"top_k":0,"top_p":0.9}' in text
+    assert text.startswith('{"decode":{"frequency_penalty":0,"max_new_tokens":4,"min_p":0,')
+    assert '"stop_reason":"eos"' in text and '"tokenizer":"cdcd' in text
     assert rec.digest() == hashlib.sha256(rec.canonical_bytes()).digest()
     assert rec.digest().hex() == WORKED_EXAMPLE_DIGEST
     assert Record.from_json(json.loads(text)) == rec  # parse(canonical) round-trips
+    old = worked_example_v1()
+    text = old.canonical_bytes().decode()
+    assert '"sampling":{"max_new_tokens":4,"seed":7,"temperature":0.7,"top_k":0,"top_p":0.9}' in text
+    assert old.digest().hex() == WORKED_EXAMPLE_V1_DIGEST
+    assert Record.from_json(json.loads(text)) == old and old.decode is None and old.version == 1
 
 
 def worked_example() -> Record:
+    return Record.from_json(
+        {
+            "version": 2,
+            "provider": "0x2c7536e3605d9c16a7a3d7b1898e529396a65c23",
+            "model": {"name": "SmolLM2-135M-Instruct", "fingerprint": "AB" * 32, "tokenizer": "CD" * 32},
+            "dtype": "bfloat16",
+            "toploc": {"topk": 2, "decode_batching_size": 2},
+            "prompt_tokens": [1, 9690, 198],
+            "output_tokens": [22, 33, 2],
+            "decode": {
+                "sampler": "toploc-audit/gumbel-max",
+                "sampler_version": 1,
+                "temperature": 0.7,
+                "top_k": 0,
+                "top_p": 0.9,
+                "min_p": 0,
+                "repetition_penalty": 1,
+                "presence_penalty": 0,
+                "frequency_penalty": 0,
+                "seed": 7,
+                "max_new_tokens": 4,
+                "stop_token_ids": [2],
+                "stop": [],
+            },
+            "stop_reason": "eos",
+            "proofs": [base64.b64encode(bytes([0xFF, 0xD9, 0, 1, 0, 2])).decode()] * 3,
+            "request_id": "example-2",
+            "time": 1767225600,
+        }
+    )
+
+
+def worked_example_v1() -> Record:
     return Record.from_json(
         {
             "version": 1,
@@ -76,7 +116,8 @@ def worked_example() -> Record:
     )
 
 
-WORKED_EXAMPLE_DIGEST = "29709ecb52e00e7e0374874eecac4e9c9a831c035ff3f64dd9ff4bf70fccb6d5"
+WORKED_EXAMPLE_DIGEST = "c1338697ca1196c1806950aaee18f88893dc2aa7024326c1e6bf1a657c639b54"
+WORKED_EXAMPLE_V1_DIGEST = "29709ecb52e00e7e0374874eecac4e9c9a831c035ff3f64dd9ff4bf70fccb6d5"
 
 
 def test_normalisation_gives_one_digest_per_record() -> None:
@@ -127,11 +168,17 @@ record_mutations = st.sampled_from(
         "model.fingerprint",
         "toploc.topk",
         "toploc.decode_batching_size",
-        "sampling.temperature",
-        "sampling.top_p",
-        "sampling.top_k",
-        "sampling.seed",
-        "sampling.max_new_tokens",
+        "model.tokenizer",
+        "decode.sampler",
+        "decode.temperature",
+        "decode.top_p",
+        "decode.top_k",
+        "decode.min_p",
+        "decode.repetition_penalty",
+        "decode.seed",
+        "decode.max_new_tokens",
+        "decode.stop_token_ids",
+        "decode.stop",
     ]
 )
 
@@ -149,7 +196,10 @@ def test_fuzzed_records_are_rejected_with_the_field_or_parse(path: str, value) -
     try:
         rec = Record.from_json(j)
     except InputError as exc:
-        assert exc.field.startswith(("record." + path, "record.output_tokens", "record.proofs")), exc.field
+        allowed = ("record." + path, "record.output_tokens", "record.proofs", "record.stop_reason")
+        if path.startswith("decode."):
+            allowed += ("record.decode.seed",)  # e.g. a temperature of 0 makes the seed wrong
+        assert exc.field.startswith(allowed), exc.field
         assert exc.reason
     else:
         assert rec.canonical_bytes() == rfc8785.dumps(rec.to_json())
@@ -160,6 +210,46 @@ def test_fuzzed_records_are_rejected_with_the_field_or_parse(path: str, value) -
 def test_arbitrary_objects_never_crash_the_parser(obj) -> None:
     with pytest.raises(InputError):
         Record.from_json(obj)
+
+
+def test_version_1_records_still_parse_with_their_own_fields() -> None:
+    old = make_record_v1("v1")
+    j = old.to_json()
+    assert set(j) == set(RECORD_FIELDS_V1) and "tokenizer" not in j["model"]
+    assert Record.from_json(j) == old and old.decode is None and old.stop_reason is None
+    with pytest.raises(InputError) as info:
+        Record.from_json({**j, "decode": make_record("v2").to_json()["decode"]})
+    assert (info.value.field, info.value.reason) == ("record.decode", "unknown field")
+    with pytest.raises(InputError) as info:
+        Record.from_json({**j, "version": 3})
+    assert info.value.field == "record.version" and "want one of (1, 2)" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (lambda j: j["output_tokens"].__setitem__(3, 999), "record.output_tokens[3]", "stop token 999 ended"),
+        (lambda j: j.update(stop_reason="length"), "record.output_tokens[39]", "stop reason 'eos', but"),
+        (lambda j: j.update(stop_reason="stop"), "record.stop_reason", "no stop strings"),
+        (lambda j: j["output_tokens"].__setitem__(39, 5), "record.stop_reason", "end without a stop token"),
+        (lambda j: j["decode"].update(max_new_tokens=20), "record.output_tokens[19]", "max_new_tokens ended"),
+        (lambda j: j["decode"].update(temperature=0), "record.decode.seed", "greedy decoding uses no seed"),
+        (
+            lambda j: j["proofs"].__setitem__(1, "AAQA" + j["proofs"][1][4:]),
+            "record.proofs[1]",
+            "outside [topk 8",
+        ),
+    ],
+)
+def test_records_that_no_generation_ends_like_are_refused_at_parse(change, field: str, reason: str) -> None:
+    """What needs no model or tokenizer is checked when a record is parsed: the stop reason against
+    the stop ids and max_new_tokens, the seed against the temperature, a modulus below topk."""
+    j = make_record("stop-1", n_output=40, max_new_tokens=64).to_json()  # ends with the stop token
+    change(j)
+    with pytest.raises(InputError) as info:
+        Record.from_json(j)
+    assert info.value.field == field
+    assert reason in info.value.reason, info.value.reason
 
 
 def test_fast_eip712_digests_match_eth_account() -> None:
