@@ -8,7 +8,10 @@ run, --repeats times each, interleaved so the slow phases of a shared machine hi
 - raw prefill (the baseline): one forward pass of the validator's model (float32, the dtype validators
   load) over the same records in the same padded batch, no hook, no proofs;
 - compute: gpu_core.runner.validate_batch on the same records (the float32 reference prefill, the
-  claimed-dtype prefill, proofs and verification, the verdicts);
+  claimed-dtype prefill, proofs and verification, the sampler replay, the verdicts);
+- compute without the replay: the same records with no decode spec (as version 1 records): the
+  difference is the sampling check's cost (the lm_head matmul over the rows that predict each output
+  token, the sampler's filters and race), reported as a share of the raw prefill (target under 10%);
 - pipeline: database -> batched prefill -> verify -> vote: verifier.validation.Pipeline.run (claim every
   validation of the batch, load the records, recompute their digests, validate_batch, store the reports
   and evidence hashes) and one submitVerdict transaction per record (verifier.verdicts.send_vote), on a
@@ -17,11 +20,12 @@ run, --repeats times each, interleaved so the slow phases of a shared machine hi
   time scaled to the same number of records.
 
 Validated tokens are prompt + output tokens (the prefill covers both). Prints tokens/s of each variant,
-pipeline / raw prefill (target >= 0.7) and generation time / pipeline time for the same records (target
->= 100 at batch 1). Uses CUDA when available.
+pipeline / raw prefill (target >= 0.7), the sampling check's share of the raw prefill (and of it, the
+lm_head matmul alone), and generation time / pipeline time for the same records (target >= 100 at batch
+1). --temperature samples the records (Gumbel-max) instead of greedy. Uses CUDA when available.
 
     .venv/bin/python bench/bench_validate.py [--records 8] [--output-tokens 64] [--repeats 3]
-        [--model smollm2 | llama-8b | llama-small]
+        [--model smollm2 | llama-8b | llama-small] [--temperature 0]
 
 `--model llama-8b` (CUDA only) is a Llama-3.1-8B-shaped model with random weights built in memory (as
 NOTES.md describes); `llama-small` is the same code path at a small size, to check it on a CPU.
@@ -51,17 +55,18 @@ from anchor.chain.client import Role, ToplocAuditClient  # noqa: E402
 from anchor.chain.deployment import deploy_toploc_audit  # noqa: E402
 from anchor.chain.parameters import ETHER, Parameters  # noqa: E402
 from anchor.db import make_engine, session_factory, transaction, upgrade  # noqa: E402
+from anchor.records import Record  # noqa: E402
 from anchor.records.eip712 import Domain  # noqa: E402
 from anchor.records.ingest import Recorder, Submission  # noqa: E402
-from anchor.records.registry import declare_model, register_provider  # noqa: E402
+from anchor.records.registry import declare_model, limits_from_folder, register_provider  # noqa: E402
 from anchor.settings import Settings  # noqa: E402
-from gpu_core.runner.fingerprint import fingerprint_model  # noqa: E402
+from gpu_core.runner.decoding import DecodeSpec  # noqa: E402
+from gpu_core.runner.fingerprint import fingerprint_model, fingerprint_tokenizer  # noqa: E402
 from gpu_core.runner.generate import generate_with_proofs  # noqa: E402
 from gpu_core.runner.loading import LoadedModel, default_device, load_model, load_tokenizer  # noqa: E402
-from gpu_core.runner.sampling import SamplingParams  # noqa: E402
 from gpu_core.runner.smollm2 import prepare_smollm2  # noqa: E402
 from gpu_core.runner.validate import REFERENCE_DTYPE, ValidationItem, validate_batch  # noqa: E402
-from toploc_audit.commands.generate import build_record, signed_entry  # noqa: E402
+from toploc_audit.commands.generate import signed_entry  # noqa: E402
 from verifier.disputes import file_dispute, plan_dispute  # noqa: E402
 from verifier.events import EventSource  # noqa: E402
 from verifier.model_store import ModelStore  # noqa: E402
@@ -129,7 +134,22 @@ def compute_only(loaded: LoadedModel, items: list[ValidationItem]) -> float:
     started = time.perf_counter()
     reports = validate_batch(loaded, items)
     _sync(loaded.device)
-    assert all(r.accepted for r in reports), [r.verdict.reasons for r in reports if not r.accepted]
+    assert all(r.accepted for r in reports), [
+        r.verdict.reasons for r in reports if r.verdict and not r.accepted
+    ]
+    return time.perf_counter() - started
+
+
+def lm_head_only(loaded: LoadedModel, items: list[ValidationItem]) -> float:
+    """Seconds of the replay's lm_head matmul alone: one row per output token of every record."""
+    hidden = loaded.model.config.hidden_size
+    rows = torch.randn(sum(len(i.output_ids) for i in items), hidden, device=loaded.device)
+    head = loaded.model.get_output_embeddings()
+    _sync(loaded.device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        head(rows)
+    _sync(loaded.device)
     return time.perf_counter() - started
 
 
@@ -139,6 +159,7 @@ def main() -> None:
     parser.add_argument("--output-tokens", type=int, default=64, help="output tokens per record (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each variant (default 3)")
     parser.add_argument("--model", choices=["smollm2", "llama-8b", "llama-small"], default="smollm2")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy records (default)")
     args = parser.parse_args()
     device = default_device()
     if args.model == "llama-8b" and device.type != "cuda":
@@ -169,11 +190,14 @@ def main() -> None:
     )
 
     # Generation at batch 1 (also the records' content): a warm-up, then timed.
-    sampling = SamplingParams(ignore_eos=True)
-    generate_with_proofs(provider, prompt, 4, sampling)
+    sampling = DecodeSpec(
+        temperature=args.temperature, seed=7 if args.temperature else None, max_new_tokens=args.output_tokens,
+        stop_token_ids=(),
+    )  # fmt: skip
+    generate_with_proofs(provider, prompt, replace(sampling, max_new_tokens=4))
     _sync(device)
     started = time.perf_counter()
-    generation = generate_with_proofs(provider, prompt, args.output_tokens, sampling)
+    generation = generate_with_proofs(provider, prompt, sampling)
     _sync(device)
     generate_s = time.perf_counter() - started
     print(f"generation at batch 1: {generate_s:.2f} s for {args.output_tokens} tokens", flush=True)
@@ -196,10 +220,11 @@ def main() -> None:
         name = reference.folder.name
         with transaction(sessions) as s:
             register_provider(s, PROVIDER.address)
-            declare_model(s, name, reference.fingerprint, int(reference.model.config.vocab_size))
+            declare_model(s, name, reference.fingerprint, limits_from_folder(reference.folder))
         domain = Domain.of(deployment.chain_id, deployment.address)
         recorder = Recorder(sessions, domain, keys.PrivateKey(OPERATOR.key), 3600)
-        base = build_record(generation, PROVIDER.address, name, "bench", args.output_tokens)
+        tokenizer = fingerprint_tokenizer(reference.folder)
+        base = Record.from_generation(generation, PROVIDER.address, name, tokenizer, "bench")
         records = [
             replace(base, request_id=f"bench-{r}-{i}")
             for r in range(args.repeats)
@@ -221,14 +246,17 @@ def main() -> None:
         assert len(ids) == len(records), f"{len(ids)} validations for {len(records)} disputes"
         voter = client.as_account(VALIDATOR)
         items = [ValidationItem.from_generation(generation)] * args.records
+        unreplayed = [replace(item, spec=None, stop_reason=None) for item in items]  # as version 1
         tokens = args.records * (len(prompt) + args.output_tokens)
 
         compute_only(reference, items[:1])  # warm-up: the bf16 copy is made here, kernels are loaded
         raw_prefill(reference, items)
-        raw, compute, pipeline, vote = [], [], [], []
+        raw, compute, bare, head, pipeline, vote = [], [], [], [], [], []
         for r in range(args.repeats):
             raw.append(raw_prefill(reference, items))
             compute.append(compute_only(reference, items))
+            bare.append(compute_only(reference, unreplayed))
+            head.append(lm_head_only(reference, items))
             group = ids[r * args.records : (r + 1) * args.records]
             _sync(device)
             started = time.perf_counter()
@@ -246,7 +274,8 @@ def main() -> None:
             pipeline.append(done - started)
             vote.append(done - validated)
             print(
-                f"run {r + 1}: raw prefill {raw[-1]:.3f} s, compute {compute[-1]:.3f} s, "
+                f"run {r + 1}: raw prefill {raw[-1]:.3f} s, compute {compute[-1]:.3f} s (without the replay "
+                f"{bare[-1]:.3f} s), "
                 f"pipeline {pipeline[-1]:.3f} s (of which {args.records} votes {vote[-1]:.3f} s)",
                 flush=True,
             )
@@ -265,6 +294,15 @@ def main() -> None:
         f"pipeline / raw prefill: {ratio:.3f} (target >= 0.7: {'met' if ratio >= 0.7 else 'MISSED'}); "
         f"compute / raw prefill: {raw_s / compute_s:.3f}; pipeline time beyond compute "
         f"{100 * (pipe_s - compute_s) / pipe_s:.1f}% (votes {100 * statistics.median(vote) / pipe_s:.1f}%)"
+    )
+    replay_s = statistics.median(c - b for c, b in zip(compute, bare, strict=True))
+    head_s = statistics.median(head)
+    share = replay_s / raw_s
+    print(
+        f"sampling check (replay: lm_head over {args.records * args.output_tokens} rows, filters, race, stop "
+        f"rules): {replay_s:.3f} s = {100 * share:.1f}% of the raw prefill (target under 10%: "
+        f"{'met' if share < 0.10 else 'MISSED'}); the lm_head matmul alone {head_s:.3f} s = "
+        f"{100 * head_s / raw_s:.1f}%"
     )
     print(
         f"generation at batch 1 of the same {args.records} records: {generate_all:.1f} s; / pipeline = "

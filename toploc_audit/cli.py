@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify-receipt": ("toploc_audit.commands.receipt", "verify_receipt", "Check a receipt on chain."),
     "fsck": ("toploc_audit.commands.fsck", "fsck", "Recompute every log root from the leaves and compare."),
     "generate": ("toploc_audit.commands.generate", "generate", "Generate with proofs; submit the record."),
+    "validate": ("toploc_audit.commands.validate", "validate", "Judge a record file against a local model."),
     "dispute": ("toploc_audit.commands.dispute", "dispute", "Dispute log entries; follow and resolve."),
     "watch": ("toploc_audit.commands.watch", "watch", "Sync contract events; queue the validators' work."),
     "worker": ("toploc_audit.commands.worker", "worker", "Run a Celery worker for one validator key."),
@@ -64,6 +65,7 @@ def cli() -> None:
 
 def main() -> None:
     from anchor.errors import Error
+    from gpu_core.errors import ToplocError
 
     try:
         code = cli.main(standalone_mode=False)
@@ -73,7 +75,7 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except Error as exc:
+    except (Error, ToplocError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

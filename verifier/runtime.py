@@ -102,7 +102,10 @@ class Runtime:
     @property
     def store(self) -> ModelStore:
         if self._store is None:
-            self._store = ModelStore(self.settings.models_dir)
+            settings = self.settings
+            self._store = ModelStore(
+                settings.models_dir, mode=settings.validation_mode, memory=settings.validator_memory
+            )
         return self._store
 
     def dispatcher(self, app: object) -> Dispatcher:

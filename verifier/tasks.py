@@ -28,7 +28,7 @@ from verifier.celery_app import app
 from verifier.models import VALIDATED, Validation
 from verifier.resolution import resolve_dispute
 from verifier.runtime import RpcUnavailable, runtime
-from verifier.validation import CouldNotCheck, Pipeline, abstain_claimed, renew_lease
+from verifier.validation import CouldNotCheck, PartlyChecked, Pipeline, abstain_claimed, renew_lease
 from verifier.verdicts import VoteNotMined, send_vote
 from verifier.watcher import ReorgDuringSync
 
@@ -81,6 +81,10 @@ def validate(self: Task, validation_id: int) -> None:
     try:
         outcomes = pipeline.run(validation_id, task_id)
     except (CouldNotCheck, SoftTimeLimitExceeded) as exc:
+        if isinstance(exc, PartlyChecked):  # the records that were checked vote now
+            rt.dispatcher(app).votes(
+                [(o.validation_id, rt.validator) for o in exc.outcomes if o.status == VALIDATED]
+            )
         reason = str(exc) or "the validation ran past its time limit"
         if self.request.retries < settings.validate_retries:
             countdown = settings.retry_seconds * 2**self.request.retries

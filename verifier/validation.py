@@ -10,19 +10,21 @@ Step by step (`Pipeline.run`):
    from the log, or whose bytes do not hash to the digest disputed on chain, cannot be checked: the
    validator abstains (the provider signed that digest; the log's copy is what is wrong);
 3. find the model by fingerprint in the local store: none there means "could not check" (CouldNotCheck:
-   retried, then an abstention, never a fraud vote);
+   retried, then an abstention, never a fraud vote); load it in the dtype of the store's validation
+   mode (float32 reference, or the claimed dtype);
 4. validate all records of the batch with gpu_core.runner.validate_batch (records of one model share
-   prefill calls); a record gpu_core refuses as malformed (its proofs or tokens) is judged fraud, since
-   the provider signed a record that carries no valid proof;
+   prefill calls): TOPLOC, the sampler replay, the stop reason. A record gpu_core finds malformed (its
+   proofs, tokens or decode spec) is judged fraud for itself alone, since the provider signed it; one
+   gpu_core could not check (this validator's own failure, isolated to that record) stays claimed;
 5. store each report (canonical JSON) and its evidence hash; the rows become `validated` in one
-   transaction, and the caller queues the votes after the commit.
+   transaction, and the caller queues the votes after the commit. If some records could not be
+   checked, CouldNotCheck is raised after the others are stored: the retry takes back only those.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,19 +40,25 @@ from anchor.db.models import Record as RecordRow
 from anchor.errors import Error, InputError
 from anchor.records.record import Record
 from gpu_core.errors import ToplocError
-from gpu_core.runner.errors import RunnerInputError
-from gpu_core.runner.validate import REFERENCE_DTYPE, ValidationItem, validate_batch
+from gpu_core.runner.validate import ERROR, ValidationItem, validate_batch
 from verifier.model_store import ModelStore
 from verifier.models import ABSTAINED, CANCELLED, CLAIMED, PENDING, VALIDATED, Validation
 from verifier.verdicts import evidence_hash, report_bytes, report_json
 
 log = logging.getLogger("toploc_audit.validation")
 
-_ITEM = re.compile(r"^items\[(\d+)\]")
-
 
 class CouldNotCheck(Error):
     """The validator could not check (model missing, crash, time limit): retry, then abstain."""
+
+
+class PartlyChecked(CouldNotCheck):
+    """Some records of a batch could not be checked; `outcomes` are the others, already stored (their
+    votes are due now; the retry takes back only the rest)."""
+
+    def __init__(self, message: str, outcomes: list[Outcome]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
 
 
 @dataclass(frozen=True)
@@ -221,68 +229,49 @@ def hold_for_tests(hold_dir: Path | None, jobs: Sequence[Job]) -> None:
                 time.sleep(0.05)  # a test hook waiting for its file, not a timing assumption
 
 
-def validate_jobs(store: ModelStore, fingerprint: str, jobs: Sequence[Job]) -> dict[int, dict[str, Any]]:
-    """Steps 3 and 4 for jobs of one model: each validation id's report (report_json form).
+def validation_item(record: Record) -> ValidationItem:
+    """What gpu_core validates of a record: tokens, proofs, TOPLOC parameters and (version 2) the
+    decode spec and stop reason."""
+    return ValidationItem(
+        prompt_ids=record.prompt_tokens,
+        output_ids=record.output_tokens,
+        proofs=record.proofs,
+        dtype=record.dtype,
+        topk=record.toploc.topk,
+        decode_batching_size=record.toploc.decode_batching_size,
+        spec=record.decode,
+        stop_reason=record.stop_reason,
+    )
 
-    Raises CouldNotCheck when the model is not in the store or the computation fails.
+
+def validate_jobs(
+    store: ModelStore, fingerprint: str, jobs: Sequence[Job]
+) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+    """Steps 3 and 4 for jobs of one model: each checked validation id's report (report_json form), and
+    the reason of each one that could not be checked.
+
+    Raises CouldNotCheck when the model is not in the store or does not load.
     """
     folder = store.find(fingerprint)
     if folder is None:
         raise CouldNotCheck(f"model {fingerprint} is not in the local model store {store.root}")
+    dtype = store.dtype_for(folder, jobs[0].record.dtype)
     try:
-        loaded = store.load(folder, REFERENCE_DTYPE)
-    except ToplocError as exc:
+        loaded = store.load(folder, dtype)
+        tokenizer = store.tokenizer(folder)
+    except (ToplocError, OSError) as exc:
         raise CouldNotCheck(f"model {fingerprint} in {folder} does not load: {exc}") from exc
+    results = validate_batch(loaded, [validation_item(job.record) for job in jobs], tokenizer=tokenizer)
     reports: dict[int, dict[str, Any]] = {}
-    pending = list(jobs)
-    while pending:
-        items = [
-            ValidationItem(
-                prompt_ids=job.record.prompt_tokens,
-                output_ids=job.record.output_tokens,
-                proofs=job.record.proofs,
-                dtype=job.record.dtype,
-                topk=job.record.toploc.topk,
-                decode_batching_size=job.record.toploc.decode_batching_size,
-            )
-            for job in pending
-        ]
-        try:
-            results = validate_batch(loaded, items)
-        except RunnerInputError as exc:
-            match = _ITEM.match(exc.field)
-            if match is None:
-                raise CouldNotCheck(f"validation refused the batch: {exc}") from exc
-            bad = pending.pop(int(match.group(1)))
-            reports[bad.validation_id] = _malformed(bad, fingerprint, str(exc))
-            continue
-        except (ToplocError, RuntimeError) as exc:  # torch raises RuntimeError (e.g. out of memory)
-            raise CouldNotCheck(f"validation failed: {type(exc).__name__}: {exc}") from exc
-        for job, result in zip(pending, results, strict=True):
+    errors: dict[int, str] = {}
+    for job, result in zip(jobs, results, strict=True):
+        if result.status == ERROR:
+            errors[job.validation_id] = str(result.error)
+        else:
             reports[job.validation_id] = report_json(
-                job.dispute_id, job.validator, job.digest, fingerprint, job.record.dtype, result
+                job.dispute_id, job.validator, job.digest, fingerprint, job.record, result
             )
-        pending = []
-    return reports
-
-
-def _malformed(job: Job, fingerprint: str, error: str) -> dict[str, Any]:
-    """The report of a record gpu_core cannot even verify: fraud, with the refusal as the reason."""
-    return {
-        "format": "toploc-audit-validation/1",
-        "disputeId": job.dispute_id,
-        "validator": job.validator,
-        "recordDigest": "0x" + job.digest.hex(),
-        "model": fingerprint,
-        "dtype": job.record.dtype,
-        "fraud": True,
-        "reasons": [f"the record carries no verifiable proof: {error}"],
-        "failedChunks": [],
-        "pooledMantErrMean": None,
-        "expectedMantErrMean": None,
-        "ratio": None,
-        "chunks": [],
-    }
+    return reports, errors
 
 
 def store_reports(
@@ -328,7 +317,7 @@ class Pipeline:
         started = time.monotonic()
         # On CouldNotCheck the claim is kept: the retry (same task id) takes it back, and when retries
         # run out the task turns every validation it holds into an abstention.
-        reports = validate_jobs(self.store, fingerprint, jobs)
+        reports, errors = validate_jobs(self.store, fingerprint, jobs)
         stored = store_reports(self.sessions, task_id, reports)
         tokens = sum(len(j.record.prompt_tokens) + len(j.record.output_tokens) for j in jobs)
         log.info(
@@ -339,4 +328,8 @@ class Pipeline:
             time.monotonic() - started,
             sum(1 for o in stored if o.fraud),
         )
+        if errors:
+            detail = "; ".join(f"validation {v}: {reason}" for v, reason in sorted(errors.items()))
+            message = f"{len(errors)} of {len(jobs)} records could not be checked: {detail}"
+            raise PartlyChecked(message, ended + stored)
         return ended + stored

@@ -33,7 +33,7 @@ from anchor.errors import Error
 from anchor.records.canonical import canonical_json
 from verifier.models import ABSTAINED, CANCELLED, FINAL, VALIDATED, VOTED, VOTING, Validation
 
-REPORT_FORMAT = "toploc-audit-validation/1"
+REPORT_FORMAT = "toploc-audit-validation/2"
 GAS_MARGIN = 1.25
 RECEIPT_TIMEOUT_S = 60.0
 
@@ -56,14 +56,24 @@ def report_json(
     validator: str,
     record_digest: bytes,
     fingerprint: str,
-    dtype: str,
+    record: Any,
     report: Any,
 ) -> dict[str, Any]:
-    """The evidence for one vote, from a gpu_core RecordReport: every chunk's statistics and the verdict.
+    """The evidence for one vote: `evidence_json` of the record, bound to the dispute, the validator and
+    the exact record, so it cannot be replayed for another vote."""
+    return {
+        "format": REPORT_FORMAT,
+        "disputeId": dispute_id,
+        "validator": validator,
+        "recordDigest": "0x" + record_digest.hex(),
+        **evidence_json(fingerprint, record, report),
+    }
 
-    The report commits to the dispute, the validator and the exact record, so it cannot be replayed
-    for another vote.
-    """
+
+def evidence_json(fingerprint: str, record: Any, report: Any) -> dict[str, Any]:
+    """What a gpu_core RecordReport of an anchor Record says: every chunk's statistics, the token
+    checks (which kind ran, each failure with its position, token, the sampler's choice and the gap)
+    and the verdict (docs/validators.md). `toploc-audit validate --json` prints it too."""
     verdict = report.verdict
     chunks = []
     for chunk in report.chunks:
@@ -83,20 +93,42 @@ def report_json(
                 "mantErrMedian": _finite(chunk.expected.mant_err_median),
             }
         chunks.append(entry)
+    tokens = report.tokens
     return {
-        "format": REPORT_FORMAT,
-        "disputeId": dispute_id,
-        "validator": validator,
-        "recordDigest": "0x" + record_digest.hex(),
+        "recordVersion": record.version,
         "model": fingerprint,
-        "dtype": dtype,
+        "dtype": record.dtype,
+        "mode": report.mode,
+        "status": report.status,
         "fraud": bool(verdict.fraud),
         "reasons": list(verdict.reasons),
+        "tokenCheck": verdict.token_check
+        if record.version >= 2
+        else "none: a version 1 record binds no decode spec; its tokens are checked by TOPLOC alone",
+        "tokens": None
+        if tokens is None
+        else {
+            "positions": tokens.positions,
+            "maxGap": _optional(tokens.max_gap),
+            "limit": _optional(tokens.limit),
+            "mismatches": tokens.mismatches,
+            "z": _optional(tokens.z),
+            "failures": [
+                {
+                    "check": f.check,
+                    "position": f.position,
+                    "token": f.token,
+                    "choice": f.choice,
+                    "gap": _optional(f.gap),
+                    "limit": _optional(f.limit),
+                    "detail": f.detail,
+                }
+                for f in tokens.failures
+            ],
+        },
         "failedChunks": list(verdict.failed_chunks),
         "pooledMantErrMean": _finite(verdict.pooled_mant_err_mean),
-        "expectedMantErrMean": None
-        if verdict.expected_mant_err_mean is None
-        else _finite(verdict.expected_mant_err_mean),
+        "expectedMantErrMean": _optional(verdict.expected_mant_err_mean),
         "ratio": _optional(verdict.ratio),
         "prefillRatio": _optional(verdict.prefill_ratio),
         "decodeRatio": _optional(verdict.decode_ratio),

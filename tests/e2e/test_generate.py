@@ -16,7 +16,7 @@ from sqlalchemy import select
 from anchor.db import transaction
 from anchor.db.models import Record as RecordRow
 from anchor.records import Record
-from anchor.records.registry import declare_model
+from anchor.records.registry import declare_model, limits_from_folder
 from gpu_core.runner.fingerprint import fingerprint_model
 from tests.fixtures.celery import REPO_ROOT, free_port, wait_for
 from tests.verifier.chain_env import Chain, open_chain
@@ -34,7 +34,7 @@ def sqlite_chain(sqlite_url: str, tmp_path: Path) -> Iterator[Chain]:
 def recorder(sqlite_chain: Chain, smollm2_dir: Path) -> Iterator[tuple[Chain, str]]:
     chain = sqlite_chain
     with transaction(chain.recorder.sessions) as s:
-        declare_model(s, smollm2_dir.name, fingerprint_model(smollm2_dir), 49_152)
+        declare_model(s, smollm2_dir.name, fingerprint_model(smollm2_dir), limits_from_folder(smollm2_dir))
     port = free_port()
     env = chain.env(TOPLOC_AUDIT_LOG_KEY=OPERATOR.key.hex(), TOPLOC_AUDIT_API_PORT=str(port))
     server = subprocess.Popen(
@@ -96,6 +96,19 @@ def test_generate_record_logs_a_signed_record_with_proofs(
         stored = s.scalars(select(RecordRow)).one()
     assert stored.record_digest == record.digest() and stored.request_id == "gen-1"
 
+    # The provider's signature is checked apart from the computation, against the deployment's domain.
+    checked = json.loads(
+        _cli(chain.env(), "validate", str(entry), "--model", str(smollm2_dir), "--json").stdout
+    )
+    assert checked["accepted"] is True and checked["signature"]["status"] == "valid"
+    forged = dict(body, signature="0x" + "11" * 64 + "1b")
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    refused = _cli(
+        chain.env(), "validate", str(tmp_path / "forged.json"), "--model", str(smollm2_dir), "--json"
+    )
+    assert refused.returncode == 0  # the computation still stands; the signature is reported apart
+    assert json.loads(refused.stdout)["signature"]["status"] == "invalid"
+
     # Bad input: named field, non-zero exit, nothing logged.
     missing = generate(chain, url, "--model", "no-such-model", "--prompt", "x")
     assert missing.returncode == 1
@@ -113,3 +126,59 @@ def test_generate_record_logs_a_signed_record_with_proofs(
     assert "is not a registered provider" in stranger.stderr
     with chain.recorder.sessions() as s:
         assert len(s.scalars(select(RecordRow)).all()) == 1
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "toploc_audit", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_generate_to_a_file_and_validate_it_offline(smollm2_dir: Path, tmp_path: Path) -> None:
+    """`generate -o` needs no recorder and no chain (the entry is unsigned without a deployment);
+    `validate FILE` judges it against the local model: exit 0 accepted, 3 fraud, 1 bad input."""
+    from anchor.settings import child_env
+
+    env = child_env(TOPLOC_AUDIT_HOME=str(tmp_path / "home"), TOPLOC_AUDIT_MODELS=str(smollm2_dir.parent))
+    entry = tmp_path / "entry.json"
+    done = _cli(
+        env, "generate", "--model", smollm2_dir.name, "--prompt", "Name a colour.", "--max-new-tokens", "12",
+        "--temperature", "0.8", "--top-p", "0.95", "--request-id", "offline-1", "-o", str(entry),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "(unsigned: no deployment or provider key known)" in done.stderr
+    body = json.loads(entry.read_text())
+    assert body["signature"] is None and body["record"]["version"] == 2
+    record = Record.from_json(body["record"])
+    assert (
+        record.decode is not None
+        and record.decode.seed is not None
+        and record.stop_reason in ("eos", "length")
+    )
+
+    ok = _cli(env, "validate", str(entry))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "signature: absent" in ok.stdout and ok.stdout.strip().endswith("accepted")
+    as_json = json.loads(_cli(env, "validate", str(entry), "--json", "--mode", "claimed").stdout)
+    assert as_json["accepted"] is True and as_json["reasons"] == []
+    assert as_json["report"]["tokenCheck"] == "replay" and as_json["report"]["mode"] == "claimed"
+
+    tampered = json.loads(entry.read_text())
+    tampered["record"]["output_tokens"][1] = (tampered["record"]["output_tokens"][1] + 5) % 49152
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    fraud = _cli(env, "validate", str(tmp_path / "tampered.json"), "--json")
+    assert fraud.returncode == 3, fraud.stderr
+    verdict = json.loads(fraud.stdout)
+    assert verdict["accepted"] is False
+    assert any(r.startswith("sampler at output position 1: ") for r in verdict["reasons"]), verdict["reasons"]
+
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = _cli(env, "validate", str(tmp_path / "bad.json"))
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: file: ")
+    nothing = _cli(child_env(TOPLOC_AUDIT_HOME=str(tmp_path / "empty")), "validate", str(entry))
+    assert nothing.returncode == 1 and "error: model: no folder in" in nothing.stderr

@@ -22,7 +22,7 @@ from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
 from anchor.records.registry import declare_model, register_provider
 from anchor.settings import Settings, child_env
-from tests.anchor.factory import MODEL, VOCAB, make_record
+from tests.anchor.factory import LIMITS, MODEL, make_record
 from tests.fixtures.celery import REPO_ROOT
 from tests.verifier.stack import CHALLENGER, DEPLOYER, OPERATOR, PARAMETERS, PROVIDER, VALIDATORS
 from toploc_audit.commands.generate import signed_entry
@@ -137,7 +137,7 @@ def open_chain(database_url: str, tmp_path: Path) -> Iterator[Chain]:
         sessions = session_factory(engine)
         with transaction(sessions) as s:
             register_provider(s, PROVIDER.address)
-            declare_model(s, MODEL.name, MODEL.fingerprint, VOCAB)
+            declare_model(s, MODEL.name, MODEL.fingerprint, LIMITS)
         domain = Domain.of(deployment.chain_id, deployment.address)
         recorder = Recorder(sessions, domain, keys.PrivateKey(OPERATOR.key), 3600)
         yield Chain(node, deployment, database_url, tmp_path, recorder)

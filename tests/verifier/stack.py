@@ -34,7 +34,7 @@ from anchor.db.models import Dispute
 from anchor.records import Record
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
-from anchor.records.registry import declare_model, register_provider
+from anchor.records.registry import declare_model, limits_from_folder, register_provider
 from anchor.settings import child_env
 from tests.fixtures.celery import REPO_ROOT, WorkerProcess, free_port, start_worker, wait_for
 from tests.fixtures.chain import TEST_PARAMETERS
@@ -298,7 +298,7 @@ def build_stack(home: Path, database_url: str, broker_url: str, queue_prefix: st
 def declare(stack: Stack, model: Any) -> None:
     """Declare a gpu_core LoadedModel in the recorder (its folder name, fingerprint, vocabulary)."""
     with transaction(stack.sessions) as s:
-        declare_model(s, model.folder.name, model.fingerprint, int(model.model.config.vocab_size))
+        declare_model(s, model.folder.name, model.fingerprint, limits_from_folder(model.folder))
 
 
 @contextlib.contextmanager
@@ -319,16 +319,16 @@ def make_record(
     """A provider's record of a real greedy generation with `loaded`, ignoring end-of-sequence so the
     output has max_new_tokens tokens. A cheat's LoadedModel (gpu_core.runner.tampering) keeps the honest
     fingerprint and claimed dtype, so its record names the honest model as a cheat's would."""
+    from gpu_core.runner.decoding import DecodeSpec
+    from gpu_core.runner.fingerprint import fingerprint_tokenizer
     from gpu_core.runner.generate import generate_with_proofs
-    from gpu_core.runner.sampling import SamplingParams
-    from toploc_audit.commands.generate import build_record
 
     generation = generate_with_proofs(
         loaded,
         prompt,
-        max_new_tokens,
-        SamplingParams(ignore_eos=True),
+        DecodeSpec(max_new_tokens=max_new_tokens, stop_token_ids=()),
         topk=128,
         decode_batching_size=decode_batching_size,
     )
-    return build_record(generation, PROVIDER.address, loaded.folder.name, request_id, max_new_tokens)
+    tokenizer = fingerprint_tokenizer(loaded.folder)
+    return Record.from_generation(generation, PROVIDER.address, loaded.folder.name, tokenizer, request_id)

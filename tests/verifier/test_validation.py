@@ -24,7 +24,7 @@ from anchor.db.models import Record as RecordRow
 from anchor.records import Record
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
-from anchor.records.registry import declare_model, register_provider
+from anchor.records.registry import declare_model, limits_from_folder, register_provider
 from gpu_core.runner.loading import load_model
 from tests.verifier.stack import CHALLENGER, OPERATOR, PROVIDER, VALIDATORS, make_record
 from toploc_audit.commands.generate import signed_entry
@@ -113,7 +113,7 @@ def db(database_url: str, tiny: Any, tmp_path: Path) -> Iterator[Db]:
     sessions = session_factory(engine)
     with transaction(sessions) as s:
         register_provider(s, PROVIDER.address)
-        declare_model(s, tiny.folder.name, tiny.fingerprint, 1024)
+        declare_model(s, tiny.folder.name, tiny.fingerprint, limits_from_folder(tiny.folder))
     store = tmp_path / "models"
     store.mkdir()
     (store / tiny.folder.name).symlink_to(tiny.folder, target_is_directory=True)
@@ -169,7 +169,7 @@ def test_skip_locked_leaves_rows_another_transaction_holds(
     sessions = session_factory(engine)
     with transaction(sessions) as s:
         register_provider(s, PROVIDER.address)
-        declare_model(s, tiny.folder.name, tiny.fingerprint, 1024)
+        declare_model(s, tiny.folder.name, tiny.fingerprint, limits_from_folder(tiny.folder))
     db = Db(sessions, ModelStore(tmp_path))
     ids = db.add(records[:3])
     with transaction(sessions) as other:  # a concurrent claimer holds row 2 locked
@@ -223,7 +223,9 @@ def test_a_record_without_a_verifiable_proof_is_fraud(db: Db, records: list[Reco
     good, bad = db.rows(ids)
     assert (good.status, good.fraud) == (VALIDATED, False)  # the rest of the batch is still judged
     assert (bad.status, bad.fraud) == (VALIDATED, True)
-    assert "carries no verifiable proof" in json.loads(bad.report)["reasons"][0]  # type: ignore[arg-type]
+    report = json.loads(bad.report)  # type: ignore[arg-type]
+    assert report["status"] == "malformed" and report["chunks"] == []
+    assert report["reasons"] == ["malformed: record.proofs[1]: coefficient 0 is 65535, want 0 <= c < 65497"]
 
 
 def test_disputes_gone_or_resolved_end_their_validations(db: Db, records: list[Record]) -> None:

@@ -39,8 +39,8 @@ def test_report_bytes_are_canonical_and_the_evidence_is_their_hash() -> None:
         VALIDATORS[0].address,
         b"\x11" * 32,
         "ab" * 32,
-        "bfloat16",
-        SimpleNamespace(chunks=[chunk], verdict=verdict),
+        SimpleNamespace(version=2, dtype="bfloat16"),
+        SimpleNamespace(chunks=[chunk], verdict=verdict, tokens=None, mode="reference", status="checked"),
     )
     body = report_bytes(report)
     assert body.startswith(

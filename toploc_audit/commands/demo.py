@@ -4,9 +4,11 @@ In a state folder of its own (<home>/demo, recreated each run): Anvil, ToplocAud
 and three validators staked, the recorder's API, three real Celery worker processes (one per validator
 key) and the watcher, on a SQLite database and the SQLite broker. SmolLM2 generates honest records and
 dishonest ones (another model's weights, a changed output token, float32 arithmetic declared as
-bfloat16); they are logged and anchored; one honest record and every dishonest one are disputed; the
-validators decide; the disputes resolve; each record's trail is printed with the balances that moved,
-and a short table ends it. Everything it started is stopped, on success, error or Ctrl-C.
+bfloat16, and the prefill attack: text written without the model, proved by one honest prefill, which
+only the sampler replay catches); they are logged and anchored; one honest record and every dishonest
+one are disputed; the validators decide; the disputes resolve; each record's trail is printed with the
+balances that moved, and a short table ends it. Everything it started is stopped, on success, error
+or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ PROMPTS = (
     "Give me one tip for writing clear code.",
     "Name three primary colours.",
     "Why is the sky blue? Answer in one sentence.",
+    "Describe the ocean in one sentence.",
 )
+CHEAP_ANSWER = "The ocean is a big blue place full of water, fish and waves, and I did not compute this."
 KINDS = (
     ("honest", False),
     ("honest, disputed", False),
     ("another model's weights", True),
     ("an output token changed", True),
     ("fp32 computed, bf16 declared", True),
+    ("cheap tokens, proofs from one honest prefill", True),
 )
 
 
@@ -230,7 +235,7 @@ class _Run:
 
     def database(self, settings: Settings, folder: Path, client: Any) -> None:
         from anchor.db import make_engine, session_factory, transaction, upgrade
-        from anchor.records.registry import declare_model, register_provider
+        from anchor.records.registry import declare_model, limits_from_folder, register_provider
         from gpu_core.runner.fingerprint import fingerprint_model
 
         with self.step("database created; provider registered, SmolLM2 declared (log and chain)"):
@@ -239,7 +244,7 @@ class _Run:
             engine = make_engine(settings.database_url)
             with transaction(session_factory(engine)) as s:
                 register_provider(s, self.provider.address, "demo provider")
-                declare_model(s, folder.name, fingerprint, 49_152)
+                declare_model(s, folder.name, fingerprint, limits_from_folder(folder))
             engine.dispose()
             client.as_account(self.provider).declare_model(folder.name, bytes.fromhex(fingerprint))
 
@@ -286,50 +291,52 @@ class _Run:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from anchor.chain.deployment import Deployment
+        from anchor.records import Record
         from anchor.records.eip712 import Domain
         from gpu_core.runner import tampering
-        from gpu_core.runner.generate import generate_with_proofs
+        from gpu_core.runner.decoding import DecodeSpec
+        from gpu_core.runner.fingerprint import fingerprint_tokenizer
+        from gpu_core.runner.generate import GenerationRequest, generate_batch
         from gpu_core.runner.loading import load_model, load_tokenizer
-        from gpu_core.runner.sampling import SamplingParams
-        from toploc_audit.commands.generate import build_record, signed_entry, submit_entry
+        from toploc_audit.commands.generate import prompt_ids, signed_entry, submit_entry
 
         tokenizer = load_tokenizer(folder)
+        tokenizer_fingerprint = fingerprint_tokenizer(folder)
         bf16 = load_model(folder, "bfloat16")
         deployment = Deployment.load(settings.deployment_file)
         domain = Domain.of(deployment.chain_id, deployment.address)
-        sampling = SamplingParams(ignore_eos=True)
-
-        def prompt(text: str) -> list[int]:
-            ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], add_generation_prompt=True
-            )
-            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        spec = DecodeSpec(max_new_tokens=self.tokens, stop_token_ids=())  # greedy, a fixed length
 
         entries: list[dict[str, Any]] = []
+
+        def record(generation: Any, kind: str) -> Record:
+            r = Record.from_generation(
+                generation, self.provider.address, folder.name, tokenizer_fingerprint, f"demo-{len(entries)}"
+            )
+            entries.append({"kind": kind, "record": r})
+            return r
+
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         started = time.monotonic()
         with Progress(*columns, console=self.console, transient=True) as progress:
 
-            def generate(loaded: Any, text: str, label: str) -> Any:
-                task = progress.add_task(f"generating: {label}", total=self.tokens)
-                g = generate_with_proofs(
+            def generate(loaded: Any, texts: list[str], label: str) -> list[Any]:
+                task = progress.add_task(f"generating: {label}", total=self.tokens + 1)
+                requests = [GenerationRequest(prompt_ids(tokenizer, t), spec) for t in texts]
+                out = generate_batch(
                     loaded,
-                    prompt(text),
-                    self.tokens,
-                    sampling,
+                    requests,
+                    tokenizer=tokenizer,
                     progress=lambda n, _: progress.update(task, completed=n),
                 )
                 progress.remove_task(task)
-                return build_record(
-                    g, self.provider.address, folder.name, f"demo-{len(entries)}", self.tokens
-                )
+                return out
 
-            honest = generate(bf16, PROMPTS[0], KINDS[0][0])
-            entries.append({"kind": KINDS[0][0], "record": honest})
-            disputed = generate(bf16, PROMPTS[1], KINDS[1][0])
-            entries.append({"kind": KINDS[1][0], "record": disputed})
-            other = generate(tampering.perturb_weights(bf16, 0.01), PROMPTS[2], KINDS[2][0])
-            entries.append({"kind": KINDS[2][0], "record": other})
+            honest_generations = generate(bf16, list(PROMPTS[:2]), "two honest replies (one batch)")
+            honest = record(honest_generations[0], KINDS[0][0])
+            record(honest_generations[1], KINDS[1][0])
+            [other] = generate(tampering.perturb_weights(bf16, 0.01), [PROMPTS[2]], KINDS[2][0])
+            record(other, KINDS[2][0])
             output = list(honest.output_tokens)
             output[len(output) // 2] = (output[len(output) // 2] + 1) % 49_152
             entries.append(
@@ -339,9 +346,19 @@ class _Run:
                 }
             )
             fp32 = tampering.with_claimed_dtype(load_model(folder, "float32"), "bfloat16")
-            entries.append({"kind": KINDS[4][0], "record": generate(fp32, PROMPTS[3], KINDS[4][0])})
+            [fp32_generation] = generate(fp32, [PROMPTS[3]], KINDS[4][0])
+            record(fp32_generation, KINDS[4][0])
+            # The prefill attack: text written without the model, then one prefill for the proofs.
+            cheap = tokenizer(CHEAP_ANSWER)["input_ids"][: self.tokens]
+            cheap_spec = replace(spec, max_new_tokens=len(cheap))
+            record(
+                tampering.prove_by_prefill(
+                    bf16, prompt_ids(tokenizer, PROMPTS[4]), cheap, cheap_spec, "length"
+                ),
+                KINDS[5][0],
+            )
         self.console.print(
-            f"[green]✓[/] generated {len(entries)} records of {self.tokens} tokens with proofs "
+            f"[green]✓[/] generated {len(entries)} records of up to {self.tokens} tokens with proofs "
             f"[dim]({time.monotonic() - started:.1f} s)[/]"
         )
         for entry in entries:

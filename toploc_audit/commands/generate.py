@@ -1,14 +1,15 @@
-"""`toploc-audit generate`: a provider's one command: run inference with TOPLOC proofs, sign the record
-(EIP-712) and submit it to the recorder, which answers a signed receipt.
+"""`toploc-audit generate`: a provider's one command: run inference with TOPLOC proofs and the
+replayable sampler, sign the record (EIP-712) and submit it to the recorder, which answers a signed
+receipt; or write it to a file (`-o`), with no recorder or chain needed.
 
-The helpers below (`build_record`, `signed_entry`, `submit_entry`, `find_model`) are what the demo and
-the tests use to act as a provider, so they exercise the same path.
+The helpers below (`signed_entry`, `submit_entry`, `find_model`, `prompt_ids`) are what the demo and
+the tests use to act as a provider, so they exercise the same path; records are built by
+`anchor.records.Record.from_generation`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import click
 
 from anchor.errors import InputError
-from anchor.records import DTYPES, ModelRef, Record, Sampling, ToplocParams
+from anchor.records import DTYPES, Record
 from anchor.records.eip712 import Domain
 from anchor.settings import Settings
+from gpu_core.runner.decoding import ENGINE, GUMBEL_MAX
 
 
 def find_model(settings: Settings, ref: str) -> Path:
@@ -41,34 +43,14 @@ def find_model(settings: Settings, ref: str) -> Path:
     )
 
 
-def build_record(
-    generation: Any,
-    provider: str,
-    model_name: str,
-    request_id: str,
-    max_new_tokens: int,
-    when: int | None = None,
-) -> Record:
-    """The record of a gpu_core Generation, as `provider` commits to it."""
-    sampling = generation.sampling
-    return Record(
-        provider=provider,
-        model=ModelRef(model_name, generation.fingerprint),
-        dtype=generation.dtype,
-        toploc=ToplocParams(generation.topk, generation.decode_batching_size),
-        prompt_tokens=tuple(generation.prompt_ids),
-        output_tokens=tuple(generation.output_ids),
-        sampling=Sampling(
-            temperature=float(sampling.temperature),
-            top_p=float(sampling.top_p),
-            top_k=int(sampling.top_k),
-            seed=sampling.seed,
-            max_new_tokens=max_new_tokens,
-        ),
-        proofs=tuple(generation.proofs),
-        request_id=request_id,
-        time=int(time.time()) if when is None else when,
-    )
+def prompt_ids(tokenizer: Any, text: str, chat: bool = True) -> list[int]:
+    """The prompt's token ids: wrapped in the model's chat template when it has one and `chat`."""
+    if chat and getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+    return list(tokenizer(text)["input_ids"])
 
 
 def signed_entry(record: Record, key: bytes, domain: Domain) -> dict[str, Any]:
@@ -148,10 +130,27 @@ def provider_key(settings: Settings) -> bytes:
     "--temperature", type=click.FloatRange(0, 100), default=0.0, show_default=True, help="0 is greedy."
 )
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: no top-k cut.")
+@click.option("--min-p", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
 @click.option(
-    "--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0 means no top-k cut."
+    "--repetition-penalty", type=click.FloatRange(0, 10, min_open=True), default=1.0, show_default=True
 )
-@click.option("--seed", type=click.IntRange(0, 2**53 - 1), help="Sampling seed [default: random, recorded].")
+@click.option("--presence-penalty", type=click.FloatRange(-2, 2), default=0.0, show_default=True)
+@click.option("--frequency-penalty", type=click.FloatRange(-2, 2), default=0.0, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**53 - 1),
+    help="Sampling seed [default: derived from the request id, so fixed before generation].",
+)
+@click.option("--stop", multiple=True, help="A stop string (repeat for more).")
+@click.option("--ignore-eos", is_flag=True, help="Do not stop at the end-of-sequence token.")
+@click.option(
+    "--sampler",
+    type=click.Choice([GUMBEL_MAX, ENGINE]),
+    default=GUMBEL_MAX,
+    show_default=True,
+    help=f"{GUMBEL_MAX}: replayable by validators; {ENGINE}: unseeded (a likelihood test only).",
+)
 @click.option("--dtype", type=click.Choice(DTYPES), default="bfloat16", show_default=True)
 @click.option("--topk", type=click.IntRange(1, 8192), default=128, show_default=True, help="TOPLOC top-k.")
 @click.option("--decode-batching-size", type=click.IntRange(1, 65536), default=32, show_default=True)
@@ -160,7 +159,10 @@ def provider_key(settings: Settings) -> bytes:
 @click.option("--recorder", help="Recorder URL [default: TOPLOC_AUDIT_RECORDER_URL].")
 @click.option("--api-key", envvar="TOPLOC_AUDIT_API_KEY", help="The provider's API key, if it has one.")
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the entry as JSON."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the entry as JSON (signed when a deployment and the provider key are known).",
 )
 def generate(
     model_ref: str,
@@ -170,7 +172,14 @@ def generate(
     temperature: float,
     top_p: float,
     top_k: int,
+    min_p: float,
+    repetition_penalty: float,
+    presence_penalty: float,
+    frequency_penalty: float,
     seed: int | None,
+    stop: tuple[str, ...],
+    ignore_eos: bool,
+    sampler: str,
     dtype: str,
     topk: int,
     decode_batching_size: int,
@@ -182,24 +191,52 @@ def generate(
 ) -> None:
     """Generate a reply to PROMPT with MODEL, capturing TOPLOC proofs of every chunk; print the reply.
 
-    With --record, the record (tokens, model fingerprint, dtype, sampling, proofs) is signed with the
-    provider key (TOPLOC_AUDIT_PROVIDER_KEY or <home>/provider.key) and submitted to the recorder, and
-    the receipt is printed. Nothing is downloaded: MODEL is a local folder.
+    Tokens are chosen by the replayable Gumbel-max sampler (seeded; greedy at temperature 0), so a
+    validator can recompute every one. With --record, the record (tokens, model and tokenizer
+    fingerprints, dtype, decode spec, stop reason, proofs) is signed with the provider key
+    (TOPLOC_AUDIT_PROVIDER_KEY or <home>/provider.key) and submitted to the recorder, and the receipt is
+    printed. With -o it is written to a file, no recorder needed: signed if the deployment file and the
+    provider key exist, unsigned otherwise. Nothing is downloaded: MODEL is a local folder.
+
+    \b
+    Examples:
+      toploc-audit generate --model SmolLM2-135M-Instruct --prompt "Hello" -o hello.json
+      toploc-audit generate --model SmolLM2-135M-Instruct --prompt "A poem" --temperature 0.8 \\
+          --top-p 0.95 --stop "\\n\\n" --record
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from gpu_core.runner.decoding import DecodeSpec
+    from gpu_core.runner.fingerprint import fingerprint_tokenizer
     from gpu_core.runner.generate import generate_with_proofs
     from gpu_core.runner.loading import load_model, load_tokenizer
-    from gpu_core.runner.sampling import SamplingParams
 
     _quiet_transformers()
     settings = Settings.from_env()
     folder = find_model(settings, model_ref)
     request_id = request_id or str(uuid.uuid4())
-    key = provider_key(settings) if submit or output else None
+    spec = DecodeSpec(
+        sampler=sampler,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+        seed=seed if sampler == GUMBEL_MAX and temperature > 0 else None,
+        max_new_tokens=max_new_tokens,
+        stop_token_ids=() if ignore_eos else None,
+        stop=stop,
+    )
+    key = domain = None
     recorder = recorder or settings.recorder_url
-    domain = recorder_domain(settings, recorder) if submit or output else None
-    sampling = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+    if submit:
+        key, domain = provider_key(settings), recorder_domain(settings, recorder)
+    elif output is not None and settings.deployment_file.is_file() and _has_provider_key(settings):
+        from anchor.api.config import load_domain
+
+        key, domain = provider_key(settings), load_domain(settings)
 
     with Progress(
         TextColumn("{task.description}"),
@@ -211,42 +248,43 @@ def generate(
         task = progress.add_task(f"loading {folder.name} ({dtype})", total=None)
         tokenizer = load_tokenizer(folder)
         loaded = load_model(folder, dtype)
-        if chat and getattr(tokenizer, "chat_template", None):
-            ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-            )
-            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-                ids = ids["input_ids"]
-        else:
-            ids = tokenizer(prompt)["input_ids"]
-        progress.update(task, description="generating", total=max_new_tokens, completed=0)
+        ids = prompt_ids(tokenizer, prompt, chat)
+        progress.update(task, description="generating", total=max_new_tokens + 1, completed=0)
         generation = generate_with_proofs(
             loaded,
-            list(ids),
-            max_new_tokens,
-            sampling,
+            ids,
+            spec,
             topk,
             decode_batching_size,
+            tokenizer=tokenizer,
+            request_id=request_id,
             progress=lambda done, total: progress.update(task, completed=done),
         )
     click.echo(tokenizer.decode(list(generation.output_ids), skip_special_tokens=True))
     click.echo(
-        f"[{len(generation.prompt_ids)} prompt + {len(generation.output_ids)} output tokens, "
-        f"{len(generation.proofs)} TOPLOC proofs, model {generation.fingerprint[:16]}...]",
+        f"[{len(generation.prompt_ids)} prompt + {len(generation.output_ids)} output tokens "
+        f"(stop: {generation.stop_reason}), {len(generation.proofs)} TOPLOC proofs, "
+        f"model {generation.fingerprint[:16]}...]",
         err=True,
     )
-    if key is None or domain is None:
+    if not submit and output is None:
         return
     from eth_keys import keys
 
-    provider = keys.PrivateKey(key).public_key.to_checksum_address()
-    record = Record.from_json(
-        build_record(generation, provider, folder.name, request_id, max_new_tokens).to_json()
+    provider = (
+        keys.PrivateKey(key).public_key.to_checksum_address() if key is not None else _UNSIGNED_PROVIDER
+    )
+    record = Record.from_generation(
+        generation, provider, folder.name, fingerprint_tokenizer(folder), request_id
     )  # the recorder's own checks, before anything leaves this machine
-    body = signed_entry(record, key, domain)
+    if key is not None and domain is not None:
+        body = signed_entry(record, key, domain)
+    else:
+        body = {"record": record.to_json(), "signature": None}
     if output is not None:
         output.write_text(json.dumps(body, indent=2) + "\n")
-        click.echo(f"entry written to {output}", err=True)
+        state = "signed" if body["signature"] else "unsigned: no deployment or provider key known"
+        click.echo(f"entry written to {output} ({state})", err=True)
     if submit:
         answer = submit_entry(recorder, body, api_key)
         receipt = answer["receipt"]
@@ -255,6 +293,14 @@ def generate(
             f"record {state} at index {receipt['logIndex']}: recordDigest {receipt['recordDigest']}, "
             f"anchoring promised within {receipt['maximumMergeDelay']} s"
         )
+
+
+_UNSIGNED_PROVIDER = "0x0000000000000000000000000000000000000000"
+"""The provider of an unsigned record (no key known): it can be validated, not logged."""
+
+
+def _has_provider_key(settings: Settings) -> bool:
+    return settings.provider_key is not None or settings.provider_key_file.is_file()
 
 
 def _quiet_transformers() -> None:

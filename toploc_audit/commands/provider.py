@@ -10,12 +10,13 @@ from sqlalchemy import select
 from anchor.db import open_database, transaction
 from anchor.db.models import Model, Provider
 from anchor.errors import InputError
+from anchor.records.record import ModelLimits
 from anchor.records.registry import (
     deactivate_provider,
     declare_model,
+    limits_from_folder,
     new_api_key,
     register_provider,
-    vocab_size_from_folder,
 )
 from anchor.settings import Settings
 
@@ -66,25 +67,56 @@ def list_providers() -> None:
 @click.option(
     "--folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A local HF checkpoint: vocab_size from config.json, fingerprint computed.",
+    help="A local HF checkpoint: fingerprints computed, limits read from config.json.",
 )
 @click.option("--fingerprint", help="The model's fingerprint (64 hex digits), if no --folder.")
-@click.option("--vocab-size", type=int, help="The vocabulary size, if no --folder.")
-def declare(name: str, folder: Path | None, fingerprint: str | None, vocab_size: int | None) -> None:
-    """Declare model NAME so records may name it; token ids are checked against its vocabulary."""
+@click.option("--vocab-size", type=click.IntRange(1), help="The vocabulary size, if no --folder.")
+@click.option("--hidden-size", type=click.IntRange(1), help="The hidden size, if no --folder.")
+@click.option("--max-positions", type=click.IntRange(1), help="The context length, if no --folder.")
+@click.option("--tokenizer", help="The tokenizer fingerprint (64 hex digits), if no --folder and it has one.")
+def declare(
+    name: str,
+    folder: Path | None,
+    fingerprint: str | None,
+    vocab_size: int | None,
+    hidden_size: int | None,
+    max_positions: int | None,
+    tokenizer: str | None,
+) -> None:
+    """Declare model NAME so records may name it. Records are checked against its vocabulary, hidden
+    size (TOPLOC topk), context length and tokenizer, so none a validator would refuse is logged.
+
+    \b
+    Examples:
+      toploc-audit provider declare-model SmolLM2-135M-Instruct \\
+          --folder .toploc-audit/models/SmolLM2-135M-Instruct
+      toploc-audit provider declare-model my-model --fingerprint ABC... --vocab-size 32000 \\
+          --hidden-size 4096 --max-positions 8192
+    """
     if folder is not None:
-        vocab_size = vocab_size if vocab_size is not None else vocab_size_from_folder(folder)
+        limits = limits_from_folder(folder)
         if fingerprint is None:
             from gpu_core.runner.fingerprint import fingerprint_model  # the runner's definition
 
             fingerprint = fingerprint_model(folder)
-    if fingerprint is None:
-        raise InputError("fingerprint", "give --fingerprint or --folder")
-    if vocab_size is None:
-        raise InputError("vocab_size", "give --vocab-size or --folder")
+    else:
+        for field, value in (
+            ("fingerprint", fingerprint),
+            ("vocab_size", vocab_size),
+            ("hidden_size", hidden_size),
+            ("max_positions", max_positions),
+        ):
+            if value is None:
+                raise InputError(field, f"give --{field.replace('_', '-')} or --folder")
+        assert vocab_size is not None and hidden_size is not None and max_positions is not None
+        limits = ModelLimits(vocab_size, hidden_size, max_positions, tokenizer)
+    assert fingerprint is not None
     with transaction(_sessions()) as s:
-        m = declare_model(s, name, fingerprint, vocab_size)
-        click.echo(f"model {m.name} {m.fingerprint} (vocabulary {m.vocab_size}) declared")
+        m = declare_model(s, name, fingerprint, limits)
+        click.echo(
+            f"model {m.name} {m.fingerprint} declared (vocabulary {m.vocab_size}, hidden {m.hidden_size}, "
+            f"{m.max_positions} positions, tokenizer {m.tokenizer_fingerprint or 'none'})"
+        )
 
 
 @provider.command("models")
@@ -92,4 +124,7 @@ def models() -> None:
     """List declared models."""
     with _sessions()() as s:
         for m in s.scalars(select(Model).order_by(Model.id)):
-            click.echo(f"{m.name}  {m.fingerprint}  vocab {m.vocab_size}")
+            click.echo(
+                f"{m.name}  {m.fingerprint}  vocab {m.vocab_size}  hidden {m.hidden_size or '?'}  "
+                f"positions {m.max_positions or '?'}  tokenizer {m.tokenizer_fingerprint or '-'}"
+            )
