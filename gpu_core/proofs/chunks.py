@@ -61,6 +61,18 @@ def _items(activations: Activations, field: str) -> list[torch.Tensor] | torch.T
     return items
 
 
+def is_empty(activations: Activations) -> bool:
+    """True for a record with no items (an empty list, or a tensor with no rows). With skip_prefill it
+    has no chunk and no proof, as toploc 0.1.6's tests expect; without, it lacks its prefill item."""
+    if isinstance(activations, torch.Tensor):
+        return activations.dim() > 0 and activations.shape[0] == 0
+    return (
+        isinstance(activations, Sequence)
+        and not isinstance(activations, str | bytes)
+        and len(activations) == 0
+    )
+
+
 def encoding_of(activations: Activations, field: str = "activations") -> Encoding:
     """The one encoding of a record's activations (all items share dtype and device), checked."""
     items = _items(activations, field)

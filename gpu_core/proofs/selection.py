@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gpu_core.proofs.chunks import Activations, Block, chunk_blocks, encoding_of
+from gpu_core.proofs.chunks import Activations, Block, chunk_blocks, encoding_of, is_empty
 from gpu_core.proofs.encoding import Encoding
 from gpu_core.proofs.topk import select_topk_blocks
 
@@ -37,19 +37,24 @@ def select_records(
     Raises ActivationError (naming the record and chunk) before any heavy work if a record is bad.
     """
     groups: dict[tuple[str, torch.device], list[int]] = {}
-    cut: list[tuple[Encoding, int, list[Block]]] = []
+    cut: list[tuple[Encoding, int, list[Block]] | None] = []
     for position, activations in enumerate(records):
         field = _field(len(records), position)
+        if skip_prefill and is_empty(activations):
+            cut.append(None)  # no chunk, no proof: in no group
+            continue
         encoding = encoding_of(activations, field)
         count, record_blocks = chunk_blocks(activations, decode_batching_size, topk, skip_prefill, field)
         groups.setdefault((encoding.name, record_blocks[0].rows.device), []).append(position)
         cut.append((encoding, count, record_blocks))
     selections = []
     for positions in groups.values():
-        encoding = cut[positions[0]][0]
-        rows = [block.rows for position in positions for block in cut[position][2]]
+        records_cut = [cut[position] for position in positions]
+        assert all(c is not None for c in records_cut)
+        encoding = records_cut[0][0]  # type: ignore[index]
+        rows = [block.rows for c in records_cut for block in c[2]]  # type: ignore[index]
         indices = select_topk_blocks(rows, topk)
         bits = [encoding.bits(r.gather(1, chosen)) for r, chosen in zip(rows, indices, strict=True)]
-        counts = [cut[position][1] for position in positions]
+        counts = [c[1] for c in records_cut]  # type: ignore[index]
         selections.append(Selection(encoding, positions, counts, torch.cat(indices), torch.cat(bits)))
     return selections

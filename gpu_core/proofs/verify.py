@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from gpu_core.errors import ProofCountError, ProofFormatError, ProofsInputError
-from gpu_core.proofs.chunks import Activations, check_parameters, chunk_count, encoding_of
+from gpu_core.proofs.chunks import Activations, check_parameters, chunk_count, encoding_of, is_empty
 from gpu_core.proofs.encoding import Encoding
 from gpu_core.proofs.format import ProofPoly, decode_base64, parse_proofs
 from gpu_core.proofs.parallel import map_threads, rows_per_task
@@ -90,9 +90,14 @@ def verify_proofs_batch(
             "proofs", f"got {len(proofs)} lists of proofs, want {len(records)} (one per record)"
         )
     single = len(records) == 1
-    parsed = []
+    parsed: list[tuple[torch.Tensor, torch.Tensor] | None] = []
     for position, (activations, record_proofs) in enumerate(zip(records, proofs, strict=True)):
         label = None if single else position
+        if skip_prefill and is_empty(activations):  # no chunk: no proof expected, no result
+            if record_proofs:
+                raise ProofCountError(len(record_proofs), 0, label)
+            parsed.append(None)
+            continue
         encoding = encoding_of(activations, "activations" if single else f"records[{position}]")
         want = chunk_count(len(activations), decode_batching_size, skip_prefill)
         if len(record_proofs) != want:
@@ -108,8 +113,9 @@ def verify_proofs_batch(
 
     out: list[list[VerificationResult]] = [[] for _ in records]
     for selection in select_records(records, decode_batching_size, topk, skip_prefill):
-        moduli = torch.cat([parsed[p][0] for p in selection.records])
-        coeffs = torch.cat([parsed[p][1] for p in selection.records])
+        chosen = [parsed[p] for p in selection.records]
+        moduli = torch.cat([c[0] for c in chosen if c is not None])
+        coeffs = torch.cat([c[1] for c in chosen if c is not None])
         results = compare_selected(selection.indices, selection.bits, moduli, coeffs, selection.encoding)
         start = 0
         for position, count in zip(selection.records, selection.counts, strict=True):

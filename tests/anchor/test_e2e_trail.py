@@ -49,6 +49,9 @@ def test_ingest_anchor_trail_and_verify_receipt(env: ChainEnv, tmp_path: Path) -
     assert text.returncode == 0, text.stderr
     assert "logged at index 1" in text.stdout and "anchored in checkpoint 1 (size 3)" in text.stdout
     assert "status: anchored" in text.stdout
+    # The factory's records: sampled at 0.7 with top-k 50 and top-p 0.95, ended by the stop token.
+    assert "decoding: toploc-audit/gumbel-max at temperature 0.7, seed " in text.stdout
+    assert ", top_k 50, top_p 0.95; max 64 tokens; stopped by eos" in text.stdout
     as_json = json.loads(env.cli("trail", "1", "--json").stdout)
     assert as_json["inclusion"] == d["inclusion"] and as_json["anchor"] == d["anchor"]
 

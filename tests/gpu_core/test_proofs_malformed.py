@@ -23,7 +23,7 @@ from gpu_core.errors import (
     ProofFormatError,
     ProofsInputError,
 )
-from gpu_core.proofs import ProofPoly, verify_proofs_batch
+from gpu_core.proofs import ProofPoly, build_proofs_batch, verify_proofs_batch
 from gpu_core.proofs.polynomial import evaluate
 from gpu_core.proofs.topk import select_topk
 from tests.gpu_core.proofs_vectors import case
@@ -262,3 +262,18 @@ def test_vector_collision_chunk_passes_through_list_path() -> None:
     assert c.moduli[0] == 65495
     results = verify_proofs_bytes(c.activations, proofs, 32, 128, skip_prefill=True)
     assert [r.exp_mismatches for r in results] == [0, 0]
+
+
+def test_empty_activations_with_skip_prefill_have_no_proofs() -> None:
+    """toploc 0.1.6's tests expect []: no decode item, no chunk. Without skip_prefill the prefill item
+    is missing, which is an error."""
+    empty = torch.empty(0, 256, dtype=torch.bfloat16)
+    assert build_proofs_bytes(empty, 32, 128, skip_prefill=True) == []
+    assert build_proofs_bytes([], 32, 128, skip_prefill=True) == []
+    assert verify_proofs_bytes(empty, [], 32, 128, skip_prefill=True) == []
+    full = torch.randn(40, 256).bfloat16()
+    assert [len(p) for p in build_proofs_batch([full, [], full], 32, 128, skip_prefill=True)] == [2, 0, 2]
+    with pytest.raises(ProofCountError, match="got 1 proofs, want 0"):
+        verify_proofs_batch([empty], [[b"\xff\xd9" + bytes(256)]], 32, 128, skip_prefill=True)
+    with pytest.raises(ActivationError, match="is empty"):
+        build_proofs_bytes(empty, 32, 128)

@@ -451,3 +451,40 @@ def test_the_claimed_mode_rejects_the_same_cheats(
     _rejected_by(cases, validator, {"toploc", "sampler"}, tokenizer)
     honest = validate_batch(validator, [_item(greedy), _item(sampled)], tokenizer=tokenizer)
     assert all(r.accepted for r in honest) and math.isfinite(honest[0].tokens.max_gap)
+
+
+def test_the_engine_sampler_gets_a_likelihood_test(
+    smollm2: Models, base: dict[str, Generation], tokenizer: object
+) -> None:
+    """Records that declare an engine's own (unseeded) sampler cannot be replayed token by token; the
+    likelihood test judges them as a whole and is weaker, as measured here: random ids are caught, but
+    another prompt's fluent answer (the model conditions on it, so after its first tokens it predicts
+    it well) and greedy tokens passed off as sampled stay within |z| <= 8 over 64 tokens (FINDINGS)."""
+    engine = DecodeSpec(sampler=ENGINE, temperature=1.0, max_new_tokens=64, stop_token_ids=())
+    prompts = [list(base["greedy"].prompt_ids), list(base["sampled"].prompt_ids)]
+    honest = generate_batch(
+        smollm2.bf16, [GenerationRequest(p, engine) for p in prompts], tokenizer=tokenizer
+    )
+    reports = validate_batch(smollm2.reference, [_item(g) for g in honest], tokenizer=tokenizer)
+    _show("engine sampler, honest", [_item(g) for g in honest], reports)
+    assert all(r.accepted and r.tokens.kind == "likelihood" for r in reports)
+    random_ids = torch.randint(0, 49152, (64,), generator=torch.Generator().manual_seed(9)).tolist()
+    _rejected_by(
+        {"engine sampler: random ids": _reprove(smollm2, honest[0], random_ids)},
+        smollm2.reference,
+        {"likelihood"},
+        tokenizer,
+    )
+    findings = {
+        "FINDING: engine sampler, another prompt's answer": _reprove(
+            smollm2, honest[0], honest[1].output_ids
+        ),
+        "FINDING: engine sampler, greedy tokens at T=1": _reprove(
+            smollm2, base["greedy"], base["greedy"].output_ids, spec=engine
+        ),
+    }
+    items = list(findings.values())
+    other, greedy = validate_batch(smollm2.reference, items, tokenizer=tokenizer)
+    for case, item, report in zip(findings, items, (other, greedy), strict=True):
+        _show(case, [item], [report])
+    assert other.tokens.z < 0 < greedy.tokens.z  # each leans the way its cheat predicts

@@ -305,7 +305,7 @@ class _Run:
         bf16 = load_model(folder, "bfloat16")
         deployment = Deployment.load(settings.deployment_file)
         domain = Domain.of(deployment.chain_id, deployment.address)
-        spec = DecodeSpec(max_new_tokens=self.tokens, stop_token_ids=())  # greedy, a fixed length
+        spec = DecodeSpec(max_new_tokens=self.tokens)  # greedy, ending at the end-of-sequence token
 
         entries: list[dict[str, Any]] = []
 
@@ -501,9 +501,7 @@ class _Run:
                 verdict = "abstained" if v.fraud is None else ("FRAUD" if v.fraud else "honest")
                 reasons = v.reason or ""
                 if v.report:
-                    reasons = (
-                        "; ".join(json.loads(v.report)["reasons"]) or "every chunk within the thresholds"
-                    )
+                    reasons = _summary(json.loads(v.report))
                 self.console.print(
                     f"  {names.get(v.validator, v.validator)}: {verdict} ({reasons})", markup=False
                 )
@@ -551,6 +549,15 @@ class _Run:
         )
         self.console.print(table)
         self.console.print(f"state, logs and the SQLite database are in {self.home}")
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """A vote's report in one line: its first two reasons (and how many more), or what passed."""
+    reasons = report["reasons"]
+    if not reasons:
+        return f"every chunk within the thresholds, every token the sampler's choice ({report['tokenCheck']})"
+    more = f"; and {len(reasons) - 2} more" if len(reasons) > 2 else ""
+    return "; ".join(reasons[:2]) + more
 
 
 def _quiet_transformers() -> None:

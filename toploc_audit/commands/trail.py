@@ -17,6 +17,24 @@ def _when(ts: int | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _decoding(record: dict[str, Any]) -> str:
+    """How the record says its tokens were chosen (version 2), or that it does not say (version 1)."""
+    decode = record.get("decode")
+    if decode is None:
+        return "decoding not bound (record version 1): its tokens are checked by TOPLOC alone"
+    if decode["temperature"] == 0:
+        how = "greedy"
+    else:
+        filters = [
+            f"{k} {decode[k]:g}" for k, off in (("top_k", 0), ("top_p", 1), ("min_p", 0)) if decode[k] != off
+        ]
+        seed = f", seed {decode['seed']}" if decode["seed"] is not None else ""
+        how = f"{decode['sampler']} at temperature {decode['temperature']:g}{seed}" + "".join(
+            f", {f}" for f in filters
+        )
+    return f"decoding: {how}; max {decode['max_new_tokens']} tokens; stopped by {record['stop_reason']}"
+
+
 def timeline(d: dict[str, Any]) -> list[str]:
     """The trail as lines, oldest first."""
     r = d["receipt"]
@@ -26,6 +44,7 @@ def timeline(d: dict[str, Any]) -> list[str]:
         f"  dtype {d['dtype']}  request {d['requestId']}",
         f"  {len(d['record']['prompt_tokens'])} prompt tokens, {len(d['record']['output_tokens'])} output"
         f" tokens, {len(d['record']['proofs'])} TOPLOC proofs",
+        f"  {_decoding(d['record'])}",
         f"{_when(d['time'])}  inference done (the record's time)",
         f"{_when(r['timestamp'])}  logged at index {r['logIndex']}; receipt promises anchoring within "
         f"{r['maximumMergeDelay']} s",
