@@ -41,34 +41,11 @@ VERSIONS = (1, 2)
 DTYPES = ("bfloat16", "float16", "float32")
 MAX_TOPK = 8192
 
-RECORD_FIELDS_V1 = (
-    "version",
-    "provider",
-    "model",
-    "dtype",
-    "toploc",
-    "prompt_tokens",
-    "output_tokens",
-    "sampling",
-    "proofs",
-    "request_id",
-    "time",
-)
+_TOKENS_AND_MODEL = ("version", "provider", "model", "dtype", "toploc", "prompt_tokens", "output_tokens")
+_PROOFS_AND_ID = ("proofs", "request_id", "time")
+RECORD_FIELDS_V1 = (*_TOKENS_AND_MODEL, "sampling", *_PROOFS_AND_ID)
 """The top-level fields of a version 1 record, every one required (docs/records.md)."""
-RECORD_FIELDS = (
-    "version",
-    "provider",
-    "model",
-    "dtype",
-    "toploc",
-    "prompt_tokens",
-    "output_tokens",
-    "decode",
-    "stop_reason",
-    "proofs",
-    "request_id",
-    "time",
-)
+RECORD_FIELDS = (*_TOKENS_AND_MODEL, "decode", "stop_reason", *_PROOFS_AND_ID)
 """The top-level fields of a version 2 record, every one required (docs/records.md)."""
 MAX_DECODE_BATCHING_SIZE = 65536
 MAX_TOKENS = 1 << 20

@@ -262,12 +262,24 @@ def end_after(spec: DecodeSpec, output: Sequence[int], has_stop: HasStop | None)
 
 
 def expected_end(spec: DecodeSpec, output: Sequence[int], has_stop: HasStop | None) -> tuple[int, str] | None:
-    """Where a generation of `spec` that emitted `output` ends: (tokens, stop reason) of its first
-    stop by `end_after`, or None if it would go on."""
-    for n in range(1, len(output) + 1):
-        reason = end_after(spec, output[:n], has_stop)
-        if reason is not None:
-            return n, reason
+    """Where a generation of `spec` that emitted `output` ends: (tokens, stop reason) of the first n
+    at which `end_after(spec, output[:n], has_stop)` fires, or None if it would go on.
+
+    The first stop token and max_new_tokens are found without walking the prefixes (the recorder parses
+    thousands of records a second); only stop strings need the prefix walk, up to that bound."""
+    stop_ids = set(spec.stop_token_ids or ()).intersection(output)
+    eos_at = min(output.index(t) for t in stop_ids) + 1 if stop_ids else None
+    bound = min(n for n in (eos_at, spec.max_new_tokens, len(output)) if n is not None)
+    if has_stop is not None and spec.stop:
+        for n in range(1, bound + 1):
+            reason = end_after(spec, output[:n], has_stop)
+            if reason is not None:
+                return n, reason
+        return None
+    if eos_at is not None and eos_at == bound:
+        return eos_at, "eos"
+    if spec.max_new_tokens == bound:
+        return bound, "length"
     return None
 
 

@@ -8,7 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from gpu_core.runner.decoding import ENGINE, DecodeSpec, expected_end, seed_from_request_id, stop_problem
+from gpu_core.runner.decoding import (
+    ENGINE,
+    DecodeSpec,
+    end_after,
+    expected_end,
+    seed_from_request_id,
+    stop_problem,
+)
 from gpu_core.runner.errors import RunnerInputError
 
 SPEC = DecodeSpec(
@@ -120,3 +127,24 @@ def test_where_a_generation_ends() -> None:
     assert stop_problem(spec, "stop", [4, 1, 7], None) is None
     assert stop_problem(replace(spec, stop=()), "stop", [4, 1, 7], None) is not None
     assert stop_problem(spec, "stop", [4, 2, 7], None) is not None  # the stop token ended it first
+
+
+def test_the_fast_end_search_is_the_token_by_token_rule() -> None:
+    """expected_end finds the first stop token and max_new_tokens without walking prefixes; it must
+    agree with applying end_after after every token, as the decode loop does."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        stop_ids = tuple(sorted(rng.sample(range(6), rng.randint(0, 2))))
+        spec = DecodeSpec(max_new_tokens=rng.randint(1, 12), stop_token_ids=stop_ids)
+        output = [rng.randrange(8) for _ in range(rng.randint(1, 14))]
+        walked = next(
+            (
+                (n, r)
+                for n in range(1, len(output) + 1)
+                if (r := end_after(spec, output[:n], None)) is not None
+            ),
+            None,
+        )
+        assert expected_end(spec, output, None) == walked, (spec, output)
