@@ -112,6 +112,9 @@ class Settings:
     """TOPLOC_AUDIT_RECORD_MAX_TOKENS: most prompt + output tokens of one record. Default 32768"""
     record_max_bytes: int = 4 << 20
     """TOPLOC_AUDIT_RECORD_MAX_BYTES: most canonical bytes of one record. Default 4194304 (4 MiB)"""
+    record_allow_engine: bool = False
+    """TOPLOC_AUDIT_RECORD_ALLOW_ENGINE: accept sampled records of the `engine` sampler (not replayable:
+    a weak likelihood test only). Default false"""
     validation_mode: str = "auto"
     """TOPLOC_AUDIT_VALIDATION_MODE: how a worker loads models: `reference` (float32 plus a copy in the
     claimed dtype: 6 bytes per parameter, the finer checks), `claimed` (the records' dtype only: 2 bytes
@@ -148,6 +151,7 @@ class Settings:
             record_min_version=_number(env, "TOPLOC_AUDIT_RECORD_MIN_VERSION", 2, int, 1),
             record_max_tokens=_number(env, "TOPLOC_AUDIT_RECORD_MAX_TOKENS", 32768, int, 2),
             record_max_bytes=_number(env, "TOPLOC_AUDIT_RECORD_MAX_BYTES", 4 << 20, int, 1024),
+            record_allow_engine=_flag(env, "TOPLOC_AUDIT_RECORD_ALLOW_ENGINE"),
             **_verifier_settings(env, home),
         )
 
@@ -197,6 +201,16 @@ def _number(env: Mapping[str, str], name: str, default: N, kind: type[N], minimu
     if value < minimum:
         raise InputError(name, f"{value} is below the minimum {minimum}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean variable: true/1/yes or false/0/no (unset: false); anything else names the variable."""
+    from anchor.errors import InputError
+
+    raw = (env.get(name) or "false").strip().lower()
+    if raw not in ("true", "1", "yes", "false", "0", "no"):
+        raise InputError(name, f"{raw!r} is not true or false")
+    return raw in ("true", "1", "yes")
 
 
 def _verifier_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:

@@ -71,13 +71,14 @@ class ModelStore:
         parameters = weights // 2  # checkpoints are stored in 16 bits; a float32 one is over-counted
         return "float32" if parameters * 6 <= (self.memory or _default_budget()) else claimed
 
-    def tokenizer(self, folder: Path) -> Any:
-        """The folder's tokenizer (cached), None if it has none."""
+    def tokenizer(self, folder: Path) -> tuple[Any, str | None]:
+        """The folder's tokenizer and its fingerprint (cached), (None, None) if it has none."""
         if folder not in self._tokenizers:
             from gpu_core.runner.fingerprint import fingerprint_tokenizer
             from gpu_core.runner.loading import load_tokenizer
 
-            self._tokenizers[folder] = load_tokenizer(folder) if fingerprint_tokenizer(folder) else None
+            fingerprint = fingerprint_tokenizer(folder)
+            self._tokenizers[folder] = (load_tokenizer(folder) if fingerprint else None, fingerprint)
         return self._tokenizers[folder]
 
     def load(self, folder: Path, dtype: str) -> Any:

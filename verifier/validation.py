@@ -107,7 +107,19 @@ def claim(
         )
         stmt = select(Validation.id).where(Validation.id == validation_id, claimable)
         if s.scalars(stmt).first() is None:
-            return []
+            # A retry after PartlyChecked: its own validation is stored, but it still holds the ones
+            # that could not be checked; it takes those back (another task's claims stay theirs).
+            ids = list(
+                s.scalars(
+                    select(Validation.id)
+                    .where(Validation.status == CLAIMED, Validation.claimed_by == task_id)
+                    .order_by(Validation.id)
+                )
+            )
+            if not ids:
+                return []
+            _take(s, ids, task_id, lease_seconds, now)
+            return ids
         ids = [validation_id]
         if first.model_fingerprint is not None and limit > 1:
             more = (
@@ -124,18 +136,23 @@ def claim(
             if is_postgresql(s):
                 more = more.with_for_update(skip_locked=True)
             ids += list(s.scalars(more))
-        s.execute(
-            update(Validation)
-            .where(Validation.id.in_(ids))
-            .values(
-                status=CLAIMED,
-                claimed_by=task_id,
-                lease_until=int(now) + lease_seconds,
-                attempts=Validation.attempts + 1,
-                updated_at=int(now),
-            )
-        )
+        _take(s, ids, task_id, lease_seconds, now)
     return ids
+
+
+def _take(s: Session, ids: Sequence[int], task_id: str, lease_seconds: int, now: float) -> None:
+    """Rows `ids` claimed by `task_id` for `lease_seconds` more, one attempt more."""
+    s.execute(
+        update(Validation)
+        .where(Validation.id.in_(list(ids)))
+        .values(
+            status=CLAIMED,
+            claimed_by=task_id,
+            lease_until=int(now) + lease_seconds,
+            attempts=Validation.attempts + 1,
+            updated_at=int(now),
+        )
+    )
 
 
 def renew_lease(sessions: sessionmaker[Session], task_id: str, seconds: float) -> None:
@@ -244,6 +261,17 @@ def validation_item(record: Record) -> ValidationItem:
     )
 
 
+def tokenizer_problem(record: Record, local: str | None) -> str | None:
+    """Why a validator whose tokenizer has fingerprint `local` cannot judge the record's stop strings,
+    or None. The model fingerprint leaves tokenizer files out, so the store's folder may hold another."""
+    if record.decode is None or not record.decode.stop or local == record.model.tokenizer:
+        return None
+    return (
+        f"the record has stop strings and names tokenizer {record.model.tokenizer}; this validator's "
+        f"model folder has {local}"
+    )
+
+
 def validate_jobs(
     store: ModelStore, fingerprint: str, jobs: Sequence[Job]
 ) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
@@ -255,22 +283,33 @@ def validate_jobs(
     folder = store.find(fingerprint)
     if folder is None:
         raise CouldNotCheck(f"model {fingerprint} is not in the local model store {store.root}")
-    dtype = store.dtype_for(folder, jobs[0].record.dtype)
-    try:
-        loaded = store.load(folder, dtype)
-        tokenizer = store.tokenizer(folder)
-    except (ToplocError, OSError) as exc:
-        raise CouldNotCheck(f"model {fingerprint} in {folder} does not load: {exc}") from exc
-    results = validate_batch(loaded, [validation_item(job.record) for job in jobs], tokenizer=tokenizer)
     reports: dict[int, dict[str, Any]] = {}
     errors: dict[int, str] = {}
-    for job, result in zip(jobs, results, strict=True):
-        if result.status == ERROR:
-            errors[job.validation_id] = str(result.error)
-        else:
-            reports[job.validation_id] = report_json(
-                job.dispute_id, job.validator, job.digest, fingerprint, job.record, result
-            )
+    by_dtype: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_dtype.setdefault(job.record.dtype, []).append(job)
+    for claimed, group in sorted(by_dtype.items()):  # one load each (in the claimed mode, its dtype)
+        try:
+            loaded = store.load(folder, store.dtype_for(folder, claimed))
+            tokenizer, tokenizer_fingerprint = store.tokenizer(folder)
+        except (ToplocError, OSError, RuntimeError) as exc:  # torch reports out of memory as RuntimeError
+            raise CouldNotCheck(f"model {fingerprint} in {folder} does not load: {exc}") from exc
+        checkable = []
+        for job in group:
+            problem = tokenizer_problem(job.record, tokenizer_fingerprint)
+            if problem is None:
+                checkable.append(job)
+            else:
+                errors[job.validation_id] = problem
+        items = [validation_item(job.record) for job in checkable]
+        results = validate_batch(loaded, items, tokenizer=tokenizer) if items else []
+        for job, result in zip(checkable, results, strict=True):
+            if result.status == ERROR:
+                errors[job.validation_id] = str(result.error)
+            else:
+                reports[job.validation_id] = report_json(
+                    job.dispute_id, job.validator, job.digest, fingerprint, job.record, result
+                )
     return reports, errors
 
 

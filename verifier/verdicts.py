@@ -112,6 +112,8 @@ def evidence_json(fingerprint: str, record: Any, report: Any) -> dict[str, Any]:
             "maxGap": _optional(tokens.max_gap),
             "limit": _optional(tokens.limit),
             "mismatches": tokens.mismatches,
+            "unconstrained": tokens.unconstrained,
+            "failureCount": tokens.failure_count,
             "z": _optional(tokens.z),
             "failures": [
                 {

@@ -87,9 +87,19 @@ class RecordPolicy:
     min_version: int = VERSION
     max_tokens: int = 32768
     max_bytes: int = 4 << 20
+    allow_engine: bool = False
+    """Accept sampled records of the `engine` sampler, which validators cannot replay (only a weak
+    likelihood test applies: docs/sampler.md). Off by default: a provider could otherwise opt out of
+    the replay."""
 
     def check(self, record: Record, field: str) -> None:
         prefix = f"{field}." if field else ""
+        if record.decode is not None and not record.decode.replayable and not self.allow_engine:
+            raise InputError(
+                f"{prefix}record.decode.sampler",
+                f"{record.decode.sampler!r} at temperature > 0 cannot be replayed by a validator; this log "
+                "accepts replayable decoding only (TOPLOC_AUDIT_RECORD_ALLOW_ENGINE)",
+            )
         if record.version < self.min_version:
             raise InputError(
                 f"{prefix}record.version",

@@ -27,11 +27,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
+import numpy as np
 from eth_utils import is_hex_address, to_checksum_address
 
 from anchor.errors import InputError
 from anchor.records.canonical import MAX_SAFE_INTEGER, canonical_json
-from gpu_core.runner.decoding import STOP_REASONS, DecodeSpec, stop_problem
+from gpu_core.runner.decoding import STOP_REASONS, DecodeSpec, spec_problem, stop_problem
 from gpu_core.runner.errors import RunnerInputError
 
 RecordDigest = NewType("RecordDigest", bytes)
@@ -251,24 +252,18 @@ class Record:
                     f"{field}.{name}[{i}]",
                     f"token id {tokens[i]} is outside the vocabulary of {self.model.name} ({vocab_size} ids)",
                 )
-        if self.decode is not None:
-            for i, token in enumerate(self.decode.stop_token_ids or ()):
-                if token >= vocab_size:
-                    raise InputError(
-                        f"{field}.decode.stop_token_ids[{i}]",
-                        f"token id {token} is outside the vocabulary of {self.model.name} ({vocab_size} ids)",
-                    )
-            if self.decode.top_k > vocab_size:
-                raise InputError(
-                    f"{field}.decode.top_k",
-                    f"{self.decode.top_k} exceeds the vocabulary of {self.model.name}",
-                )
 
     def check_model(self, limits: ModelLimits, field: str = "record") -> None:
         """Raise InputError unless the record fits the declared model: token ids in its vocabulary,
         topk within its hidden size, prompt + max_new_tokens within its positions, the tokenizer it
         was declared with. What a validator would refuse is refused here first."""
         self.check_vocabulary(limits.vocab_size, field)
+        if self.decode is not None:
+            problem = spec_problem(
+                self.decode, limits.vocab_size, limits.max_positions, len(self.prompt_tokens)
+            )
+            if problem is not None:
+                raise InputError(f"{field}.decode.{problem[0]}", f"{problem[1]} of {self.model.name}")
         if self.toploc.topk > limits.hidden_size:
             raise InputError(
                 f"{field}.toploc.topk",
@@ -280,6 +275,11 @@ class Record:
                 f"{field}.{'decode' if self.decode is not None else 'sampling'}.max_new_tokens",
                 f"prompt ({len(self.prompt_tokens)}) + {self.max_new_tokens} exceeds the "
                 f"{limits.max_positions} positions of {self.model.name}",
+            )
+        if self.decode is not None and self.decode.stop and limits.tokenizer is None:
+            raise InputError(
+                f"{field}.decode.stop",
+                f"{self.model.name} was declared without a tokenizer: no validator could match stop strings",
             )
         if self.version >= 2 and self.model.tokenizer != limits.tokenizer:
             raise InputError(
@@ -470,4 +470,14 @@ def _proofs(value: Any, field: str, output_len: int, topk: int, dbs: int, dtype:
         if not topk <= modulus <= MAX_MODULUS:
             raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [topk {topk}, {MAX_MODULUS}]")
         out.append(raw)
+    # Coefficients are elements of GF(65497): a validator refuses any other, so the recorder does.
+    coefficients = np.frombuffer(b"".join(raw[2:] for raw in out), dtype=">u2")
+    if coefficients.size and int(coefficients.max()) >= MAX_MODULUS:
+        flat = int(np.argmax(coefficients >= MAX_MODULUS))
+        per_proof = (size - 2) // 2
+        proof, position = divmod(flat, per_proof)
+        raise InputError(
+            f"{field}[{proof}]",
+            f"coefficient {position} is {int(coefficients[flat])}, want 0 <= c < {MAX_MODULUS}",
+        )
     return tuple(out)

@@ -243,6 +243,25 @@ class DecodeSpec:
         return cls(**values)
 
 
+def spec_problem(
+    spec: DecodeSpec, vocab: int, positions: int | None, prompt_len: int
+) -> tuple[str, str] | None:
+    """(decode field, reason) if a model of `vocab` ids and `positions` positions (None: unbounded)
+    cannot run `spec` after a prompt of `prompt_len` tokens, else None. One rule for the provider
+    (generate.check_spec), the recorder (Record.check_model) and the validator."""
+    for i, token in enumerate(spec.stop_token_ids or ()):
+        if token >= vocab:
+            return f"stop_token_ids[{i}]", f"token id {token} is outside the vocabulary ({vocab} ids)"
+    if spec.top_k > vocab:
+        return "top_k", f"{spec.top_k} exceeds the vocabulary ({vocab} ids)"
+    if positions is not None and prompt_len + spec.max_new_tokens > positions:
+        return (
+            "max_new_tokens",
+            f"prompt ({prompt_len}) + {spec.max_new_tokens} exceeds the model's {positions} positions",
+        )
+    return None
+
+
 HasStop = Callable[[Sequence[int]], bool]
 """has_stop(output prefix): does the decoded prefix contain one of the spec's stop strings?"""
 

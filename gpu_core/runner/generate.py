@@ -29,7 +29,7 @@ from transformers import DynamicCache
 from gpu_core.proofs import build_proofs_batch, chunk_count
 from gpu_core.proofs.chunks import check_parameters
 from gpu_core.runner.capture import capture_final_norm
-from gpu_core.runner.decoding import DecodeSpec, end_after
+from gpu_core.runner.decoding import DecodeSpec, end_after, spec_problem
 from gpu_core.runner.errors import RunnerError, RunnerInputError
 from gpu_core.runner.loading import LoadedModel
 from gpu_core.runner.sampler import PenaltyContext, choose
@@ -87,20 +87,11 @@ def eos_token_ids(loaded: LoadedModel) -> tuple[int, ...]:
 def check_spec(loaded: LoadedModel, spec: DecodeSpec, prompt_len: int, field: str) -> None:
     """A resolved spec this model can run: stop ids and top_k within the vocabulary, prompt +
     max_new_tokens within its positions. Errors name `<field>.<spec field>`."""
-    vocab = int(loaded.model.config.vocab_size)
-    for i, token in enumerate(spec.stop_token_ids or ()):
-        if token >= vocab:
-            raise RunnerInputError(
-                f"{field}.stop_token_ids[{i}]", f"{token} is not a token id in [0, {vocab})"
-            )
-    if spec.top_k > vocab:
-        raise RunnerInputError(f"{field}.top_k", f"{spec.top_k} exceeds the vocabulary ({vocab})")
-    limit = getattr(loaded.model.config, "max_position_embeddings", None)
-    if limit is not None and prompt_len + spec.max_new_tokens > limit:
-        raise RunnerInputError(
-            f"{field}.max_new_tokens",
-            f"prompt ({prompt_len}) + {spec.max_new_tokens} exceeds the model's {limit} positions",
-        )
+    config = loaded.model.config
+    limit = getattr(config, "max_position_embeddings", None)
+    problem = spec_problem(spec, int(config.vocab_size), limit, prompt_len)
+    if problem is not None:
+        raise RunnerInputError(f"{field}.{problem[0]}", problem[1])
 
 
 def generate_batch(
@@ -137,8 +128,7 @@ def generate_batch(
 
     with torch.inference_mode():
         rows, outputs, reasons = _decode(loaded, prompts, specs, tokenizer, progress)
-    records = [[r[0], *r[1:]] for r in rows]
-    proofs = build_proofs_batch(records, decode_batching_size, topk)
+    proofs = build_proofs_batch(rows, decode_batching_size, topk)  # rows: [prefill rows, row 1, ...]
     out = []
     for prompt, output, spec, reason, record_rows, record_proofs in zip(
         prompts, outputs, specs, reasons, rows, proofs, strict=True

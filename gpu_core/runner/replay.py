@@ -38,6 +38,7 @@ from gpu_core.runner.sampler import (
     exact_scores,
     filter_threshold,
     filtered_log_probs,
+    pair_scores,
     process,
     race,
     sample_keys,
@@ -155,7 +156,7 @@ def replay_tokens(
             if spec.has_penalties
             else None
         )
-        scores, _ = process(logits, params, context)
+        scores, exact = process(logits, params, context)
         tokens = tokens_all[start:stop]
         positions = list(range(start, stop))
         if spec.greedy:
@@ -176,13 +177,31 @@ def replay_tokens(
             if spec.replayable:
                 keys = sample_keys([spec] * rows, positions, device)
                 robust = filter_threshold(scores, params, -slack)
-                unconstrained += int((scores.amax(dim=1) < robust).sum())  # no token surely kept
                 chosen = exact_scores(scores, keys, tokens)
                 result = race(scores, robust, keys, floor=chosen, reach=REPLAY_REACH)
                 choice = torch.where(result.winners >= 0, result.winners, tokens)  # none beats the token
-                gap = ((result.best - chosen) * spec.temperature).clamp(min=0.0)
+                best = result.best
+                top = scores.amax(dim=1)
+                empty = top < robust  # no token surely kept: count them, and use the weaker bound below
+                unconstrained += int(empty.sum())
+                if bool(empty.any()):
+                    # Every filter keeps the provider's own best-scored token, one of those within the
+                    # slack of the top here: the chosen token must reach the lowest of their scores.
+                    r, j = ((scores >= (top - slack).unsqueeze(1)) & empty.unsqueeze(1)).nonzero(
+                        as_tuple=True
+                    )
+                    totals = pair_scores(scores, keys, r, j)
+                    lowest = torch.full_like(best, math.inf).scatter_reduce(0, r, totals, reduce="amin")
+                    weakest = torch.zeros_like(choice).scatter_reduce(
+                        0, r[totals == lowest[r]], j[totals == lowest[r]], reduce="amax", include_self=False
+                    )
+                    best = torch.where(empty, lowest, best)
+                    choice = torch.where(empty & (lowest > chosen), weakest, choice)
+                gap = ((best - chosen) * spec.temperature).clamp(min=0.0)
             else:
-                log_q = filtered_log_probs(scores, admissible)
+                # The exact filter, as the provider's engine applied it: the widened one would score
+                # honest tokens against a wider distribution and drift z upwards with the length.
+                log_q = filtered_log_probs(scores, exact)
                 q = log_q.exp()
                 mean = (q * log_q.nan_to_num(neginf=0.0)).sum(1)
                 var = (q * log_q.nan_to_num(neginf=0.0).square()).sum(1) - mean.square()

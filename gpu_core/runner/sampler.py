@@ -17,7 +17,6 @@ of the noise falls below it. The result is exactly the unpruned argmax.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,6 @@ from gpu_core.runner.noise import (
     gumbel_bounds,
     gumbel_from_bits,
     hash32,
-    noise_bits,
     row_keys,
     token_hashes,
 )
@@ -91,15 +89,20 @@ class PenaltyContext:
     def at_positions(
         cls, prompt: Sequence[int], output: Sequence[int], positions: Sequence[int], device: torch.device
     ) -> PenaltyContext:
-        """Rows for the contexts prompt + output[:t], one per t in `positions` (each <= len(output))."""
+        """Rows for the contexts prompt + output[:t], one per t in `positions` (ascending, each <=
+        len(output)). Linear in the output and in rows x distinct tokens: counts up to the first
+        position by one bincount, then cumulated over the positions' span only."""
         tokens = torch.tensor([*prompt, *output], dtype=torch.int64)
         distinct, inverse = torch.unique(tokens, return_inverse=True)
         in_prompt = torch.zeros(len(distinct), dtype=torch.bool)
         in_prompt[inverse[: len(prompt)]] = True
-        onehot = torch.zeros((len(output) + 1, len(distinct)), dtype=torch.float32)
-        if output:
-            onehot[torch.arange(1, len(output) + 1), inverse[len(prompt) :]] = 1.0
-        counts = onehot.cumsum(0)[torch.tensor(list(positions), dtype=torch.int64)]
+        emitted = inverse[len(prompt) :]
+        first, last = min(positions), max(positions)
+        base = torch.bincount(emitted[:first], minlength=len(distinct)).float()
+        steps = torch.zeros((last - first + 1, len(distinct)), dtype=torch.float32)
+        if last > first:
+            steps[torch.arange(1, last - first + 1), emitted[first:last]] = 1.0
+        counts = (base + steps.cumsum(0))[torch.tensor(list(positions), dtype=torch.int64) - first]
         seen = in_prompt.unsqueeze(0) | (counts > 0)
         ids = distinct.unsqueeze(0).expand(len(positions), -1)
         return cls(ids.to(device), seen.to(device), counts.to(device))
@@ -200,12 +203,15 @@ def filter_threshold(scores: torch.Tensor, params: RowParams, slack: torch.Tenso
             )  # #{i: s_i > s_j + slack}
             mass_above = total.gather(1, above) - torch.where(narrow.unsqueeze(1), mass, 0.0)
             keep = mass_above < target.unsqueeze(1)
-            if width == vocab or not bool((keep[:, -1] & p_on).any()):
+            last = keep.sum(dim=1) - 1  # keep is true up to a rank, then false
+            edge = head.gather(1, last.clamp(min=0).unsqueeze(1)).squeeze(1)
+            # The head must hold every token counted for the last kept rank and the next one: all kept
+            # ranks (slack >= 0), and also the tokens within |slack| below them (slack < 0).
+            short = keep[:, -1] | (narrow & (head[:, -1] > edge + slack.double()))
+            if width == vocab or not bool((short & p_on).any()):
                 break
             width = min(vocab, width * 4)
-        last = keep.sum(dim=1) - 1  # keep is true up to a rank, then false
-        cut = head.gather(1, last.clamp(min=0).unsqueeze(1)).squeeze(1).float()
-        cut = torch.where(last >= 0, cut, torch.full_like(cut, float("inf")))
+        cut = torch.where(last >= 0, edge.float(), torch.full_like(edge.float(), float("inf")))
         threshold = torch.where(p_on, torch.maximum(threshold, cut), threshold)
 
     # min-p: keep j iff p_j >= min_p * p_max, i.e. s_j >= s_max + log(min_p) - slack.
@@ -268,7 +274,7 @@ def race(
         bits = hash32(keys[r] ^ table[j])
     else:
         s = scores[r, j].double()
-        bits = hash32(keys[r] ^ table[j])  # == noise_bits(keys[r], j)
+        bits = hash32(keys[r] ^ table[j])  # noise.noise_bits(keys[r], j), with the per-token half cached
         bucket = bits >> shift
         floor = floor.scatter_reduce(0, r, s + low[bucket], reduce="amax")
         keep = s + high[bucket] >= floor[r]
@@ -283,10 +289,17 @@ def race(
     return RaceResult(winners, best)
 
 
+def pair_scores(
+    scores: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor
+) -> torch.Tensor:
+    """score + noise (float64) of (row, token) pairs, as `race` computes them."""
+    bits = hash32(keys[rows] ^ token_hashes(scores.shape[1], scores.device)[tokens])
+    return scores[rows, tokens].double() + gumbel_from_bits(bits)
+
+
 def exact_scores(scores: torch.Tensor, keys: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """score + noise (float64) of one token per row, as `race` computes it."""
-    chosen = scores.gather(1, tokens.unsqueeze(1)).squeeze(1).double()
-    return chosen + gumbel_from_bits(noise_bits(keys, tokens))
+    return pair_scores(scores, keys, torch.arange(scores.shape[0], device=scores.device), tokens)
 
 
 def sample_keys(specs: Sequence[DecodeSpec], positions: Sequence[int], device: torch.device) -> torch.Tensor:
@@ -337,6 +350,3 @@ def amplification(spec: DecodeSpec) -> float:
     negative logits (or divides positive ones) by up to max(rp, 1/rp)."""
     rp = spec.repetition_penalty
     return max(rp, 1 / rp) if rp != 1 else 1.0
-
-
-assert math.isfinite(G_MAX)

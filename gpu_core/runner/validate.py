@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
-from gpu_core.errors import ProofFormatError, ProofsInputError, ToplocError
+from gpu_core.errors import ProofFormatError, ProofsInputError
 from gpu_core.proofs import (
     VerificationResult,
     build_proofs_batch,
@@ -182,10 +182,11 @@ def validate_batch(
 def _isolated(
     loaded: LoadedModel, items: Sequence[ValidationItem], batch: list[int], tokenizer: object, mode: str
 ) -> list[tuple[int, RecordReport]]:
-    """The batch's reports; a failure splits it in halves until it is one record's own `error`."""
+    """The batch's reports; a failure splits it in halves until it is one record's own `error` (never
+    a verdict: whatever failed, the record is well formed, so the failure is the validator's)."""
     try:
         return list(zip(batch, _validate(loaded, [items[p] for p in batch], tokenizer, mode), strict=True))
-    except (RuntimeError, ToplocError, MemoryError) as exc:  # torch raises RuntimeError, e.g. out of memory
+    except Exception as exc:  # out of memory (a RuntimeError), a crash: this validator's own trouble
         if len(batch) == 1:
             reason = f"validation failed: {type(exc).__name__}: {exc}"
             return [(batch[0], RecordReport((), None, None, ERROR, reason, mode))]
@@ -204,7 +205,10 @@ def _validate(
     reference = [_activations(rows, item, dtype) for rows, item in zip(hidden, items, strict=True)]
     own = None
     if mode == "reference" and dtype != REFERENCE_DTYPE:
-        variant = loaded.variant(dtype, EXPECTATION_ATTENTION)
+        try:
+            variant = loaded.variant(dtype, EXPECTATION_ATTENTION)
+        except ValueError:  # an architecture without sdpa (Gemma 2): its own kernel, the only one it has
+            variant = loaded.variant(dtype, loaded.attn_implementation)
         own = [
             _activations(rows, item, dtype)
             for rows, item in zip(_prefill(variant, items), items, strict=True)
@@ -356,29 +360,43 @@ def _activations(rows: torch.Tensor, item: ValidationItem, dtype: str) -> list[t
 
 
 class _FloatHead:
-    """lm_head as float32 logits, weights cast a vocabulary slice at a time (bounded memory)."""
+    """lm_head as float32 logits, weights cast a vocabulary slice at a time (bounded memory), then the
+    post-processing some architectures apply after it (what `model(...).logits`, the provider's
+    sampler input, holds): Cohere's `logit_scale`, Granite's `logits_scaling`, Gemma 2's
+    `final_logit_softcapping`."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, config: object) -> None:
         self.weight = weight
         self.bias = bias
         self.out_features = int(weight.shape[0])
+        self.scale = getattr(config, "logit_scale", None)
+        self.divisor = getattr(config, "logits_scaling", None)
+        self.softcap = getattr(config, "final_logit_softcapping", None)
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             rows = rows.float()
             if self.weight.dtype == torch.float32:
-                return functional.linear(rows, self.weight, self.bias)
-            parts = []
-            for start in range(0, self.out_features, _VOCAB_CHUNK):
-                w = self.weight[start : start + _VOCAB_CHUNK].float()
-                b = None if self.bias is None else self.bias[start : start + _VOCAB_CHUNK].float()
-                parts.append(functional.linear(rows, w, b))
-            return torch.cat(parts, dim=1)
+                logits = functional.linear(rows, self.weight, self.bias)
+            else:
+                parts = []
+                for start in range(0, self.out_features, _VOCAB_CHUNK):
+                    w = self.weight[start : start + _VOCAB_CHUNK].float()
+                    b = None if self.bias is None else self.bias[start : start + _VOCAB_CHUNK].float()
+                    parts.append(functional.linear(rows, w, b))
+                logits = torch.cat(parts, dim=1)
+            if self.scale is not None:
+                logits = logits * self.scale
+            if self.divisor is not None:
+                logits = logits / self.divisor
+            if self.softcap is not None:
+                logits = torch.tanh(logits / self.softcap) * self.softcap
+            return logits
 
 
 def _lm_head(loaded: LoadedModel) -> _FloatHead:
     head = loaded.model.get_output_embeddings()
-    return _FloatHead(head.weight, getattr(head, "bias", None))
+    return _FloatHead(head.weight, getattr(head, "bias", None), loaded.model.config)
 
 
 def _report(

@@ -74,16 +74,19 @@ LOGIT_TOLERANCE: dict[tuple[str, str], float] = {
 """The sampler replay's tolerance (logits) by validation mode and claimed dtype: how far behind the
 sampler's choice an honest token may land on the validator's logits. Measured (docs/sampler.md)."""
 
-CLAIMED_EXPECTED: dict[str, tuple[float, float]] = {"bfloat16": (2.03, 1.66), "float16": (2.03, 1.66)}
+CLAIMED_EXPECTED: dict[str, tuple[float, float]] = {"bfloat16": (2.03, 1.66), "float16": (0.35, 1.58)}
 """Claimed mode, rule 2's yardstick: the pooled mant_err_mean (prefill chunk, decode chunks) that
 honest arithmetic in the claimed dtype shows against the validator's own prefill in that dtype, in
-place of the expectation the reference mode computes per record. Measured (docs/models.md)."""
+place of the expectation the reference mode computes per record. Measured on SmolLM2 (docs/models.md):
+bf16, 200 honest records, medians 2.03 and 1.66; fp16, 60 records, prefill 0.16 (at most 0.34: the
+provider's unpadded prefill and the validator's agree almost exactly in fp16, so the prefill value is
+set above that maximum) and decode median 1.58 (at most 2.59)."""
 CLAIMED_PREFILL_TOLERANCE = 0.5
 CLAIMED_DECODE_TOLERANCE = 1.0
 """Claimed mode, rule 2's tolerances (limits as ratio_limit): prefill 1.5; decode 2.0 for one chunk,
 1.71 for two, 1.35 for eight. Measured over the same 200 honest records with a bfloat16 validator:
 pooled prefill errors 1.6-2.25 (median 2.03), decode 1.05-2.95 (median 1.66), ratios up to 1.78 over one
-decode chunk and 1.52 over two."""
+decode chunk and 1.52 over two. fp16 cheats were not measured in this mode."""
 
 
 def logit_tolerance(dtype: str, mode: str) -> float:

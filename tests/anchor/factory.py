@@ -32,7 +32,10 @@ def _proofs(rng: random.Random, n_output: int, topk: int, dbs: int) -> tuple[byt
     proofs = []
     for _ in range(proof_count(n_output, dbs)):
         modulus = rng.randint(max(topk, 60000), 65497).to_bytes(2, "big")
-        proofs.append(modulus + rng.randbytes(proof_length(topk) - 2))
+        coefficients = b"".join(
+            rng.randrange(65497).to_bytes(2, "big") for _ in range(proof_length(topk) // 2 - 1)
+        )
+        proofs.append(modulus + coefficients)
     return tuple(proofs)
 
 

@@ -154,7 +154,7 @@ BAD: list[tuple[str, Any, int, str, str]] = [
         lambda e: entry(make_record("long-0", max_new_tokens=5000)),
         422,
         "record.decode.max_new_tokens",
-        "exceeds the 4096 positions",
+        "exceeds the model's 4096 positions of tiny-llama",
     ),
     (
         "stop id outside the vocabulary",
@@ -169,6 +169,15 @@ BAD: list[tuple[str, Any, int, str, str]] = [
         422,
         "record.decode.top_k",
         "exceeds the vocabulary",
+    ),
+    (
+        "the engine sampler (not replayable)",
+        lambda e: _resign(
+            _mutate(_mutate(e["record"], ["decode", "sampler"], "engine"), ["decode", "seed"], None)
+        ),
+        422,
+        "record.decode.sampler",
+        "cannot be replayed by a validator",
     ),
     (
         "another tokenizer",
@@ -302,6 +311,24 @@ def test_record_size_limits_are_settings(database_url: str) -> None:
         assert (
             c.post("/v1/records", json=entry(make_record("t-3", n_prompt=10, n_output=30))).status_code == 201
         )
+    app.state.engine.dispose()
+
+
+def test_engine_sampled_records_need_the_policy(database_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from anchor.api import AppConfig, create_app
+    from anchor.records.ingest import RecordPolicy
+
+    seed_registry(database_url)
+    body = entry(make_record("e-1"))
+    body["record"]["decode"].update(sampler="engine", seed=None)
+    engine = _resign(body["record"])
+    app = create_app(
+        AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, RecordPolicy(allow_engine=True))
+    )
+    with TestClient(app) as c:
+        assert c.post("/v1/records", json=engine).status_code == 201
     app.state.engine.dispose()
 
 

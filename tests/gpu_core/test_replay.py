@@ -154,3 +154,36 @@ def test_the_engine_sampler_gets_a_likelihood_test() -> None:
         and other.z < -Z_LIMIT
         and "less likely" in other.failures[0].detail
     )
+
+
+def test_where_no_token_is_surely_kept_the_top_still_binds() -> None:
+    """A flat cluster of ten tokens under top-p 0.9: none is surely inside the provider's nucleus, and
+    the widened nucleus admits everything. The provider's own best-scored token is still one of the
+    cluster, so a token from far below cannot be its choice."""
+    logits = torch.full((N, VOCAB), -5.0)
+    logits[:, :10] = 5.0
+    spec = replace(SAMPLED, top_p=0.9)
+    honest = _provider_tokens(logits, spec, [1, 2])
+    assert set(honest) <= set(range(10))
+    report = _replay(logits, honest, spec)
+    assert report.passed and report.unconstrained == N  # every position has an empty robust set
+    cheat = [200 + t for t in honest]  # tokens at -5: inside the widened filter, far below the cluster
+    failed = _replay(logits, cheat, spec)
+    assert not failed.passed and failed.failure_count == N
+    assert {f.check for f in failed.failures} == {"sampler"} and failed.failures[0].choice in range(10)
+
+
+def test_the_likelihood_test_scores_against_the_exact_filters() -> None:
+    """Honest engine tokens drawn under top-p: scored against the widened filter they would drift to
+    |z| > 8 over long outputs (a reviewer measured z = 11.3 over 2000 tokens); against the exact one
+    they do not."""
+    from gpu_core.runner.sampler import RowParams, filtered_log_probs, process
+
+    rows = 2000
+    logits = torch.randn(rows, VOCAB, generator=torch.Generator().manual_seed(11)) * 3
+    engine = DecodeSpec(sampler=ENGINE, temperature=0.7, top_p=0.9, max_new_tokens=rows, stop_token_ids=())
+    scores, threshold = process(logits, RowParams.repeat(engine, rows, logits.device))
+    probs = filtered_log_probs(scores, threshold).exp()
+    drawn = torch.multinomial(probs.float(), 1, generator=torch.Generator().manual_seed(12)).squeeze(1)
+    report = replay_tokens(logits, HEAD, [1], drawn.tolist(), engine, "length", TOLERANCE)
+    assert report.passed and abs(report.z) < 4, report.z

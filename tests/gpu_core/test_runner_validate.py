@@ -113,7 +113,11 @@ def test_reports_name_the_check_that_rejected(tiny: Models, records: list[Genera
         ({"topk": 512}, "record.toploc.topk", "512 exceeds the hidden size 256"),
         ({"decode_batching_size": 0}, "record.toploc.decode_batching_size", "want an int >= 1"),
         ({"proofs": ()}, "record.proofs", "got 0 proofs, want 2 (one per chunk)"),
-        ({"spec": _spec(9, stop_token_ids=(1024,))}, "record.decode.stop_token_ids[0]", "not a token id"),
+        (
+            {"spec": _spec(9, stop_token_ids=(1024,))},
+            "record.decode.stop_token_ids[0]",
+            "outside the vocabulary",
+        ),
         ({"spec": _spec(4)}, "record.output_tokens", "5 tokens exceed decode.max_new_tokens 4"),
         ({"stop_reason": "tired"}, "record.stop_reason", "'tired' is not one of"),
         ({"spec": None}, "record.stop_reason", "a decode spec and a stop reason go together"),
@@ -232,3 +236,26 @@ def test_float16_records_are_checked_against_float16_arithmetic(tiny_llama_dir: 
     honest, cheat = validate_batch(tiny.reference, [item, ValidationItem.from_generation(fp32_cheat)])
     assert item.dtype == "float16" and honest.accepted, honest.verdict.reasons
     assert not cheat.accepted and any("finer precision than float16" in r for r in cheat.verdict.reasons)
+
+
+def test_logits_post_processing_is_the_models_own(tmp_path: Path) -> None:
+    """Some architectures transform lm_head's output before sampling (Gemma 2 soft-caps its logits):
+    the replay must see the logits the provider sampled from, or honest sampled records would fail.
+    A tiny random Gemma 2 (eager attention: it has no sdpa) with a tight cap."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    config = Gemma2Config(
+        vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=64, final_logit_softcapping=3.0, max_position_embeddings=512,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Gemma2ForCausalLM(config).to(torch.bfloat16)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)  # logits far beyond the cap
+    model.save_pretrained(tmp_path / "gemma2")
+    provider = load_model(tmp_path / "gemma2", "bfloat16", device="cpu", attn_implementation="eager")
+    validator = load_model(tmp_path / "gemma2", "float32", device="cpu", attn_implementation="eager")
+    spec = DecodeSpec(temperature=1.0, seed=5, max_new_tokens=40, stop_token_ids=())
+    generation = generate_with_proofs(provider, list(range(1, 9)), spec)
+    report = validate_batch(validator, [ValidationItem.from_generation(generation)])[0]
+    assert report.accepted, report.verdict.reasons

@@ -11,6 +11,7 @@ import torch
 from gpu_core.runner import noise
 from gpu_core.runner.decoding import DecodeSpec
 from gpu_core.runner.sampler import (
+    MASS_SLACK,
     PenaltyContext,
     RowParams,
     choose,
@@ -159,3 +160,36 @@ def test_sampling_follows_the_distribution() -> None:
     keys = sample_keys([spec] * 20000, list(range(20000)), CPU)
     drawn = torch.bincount(race(scores, threshold, keys).winners, minlength=4).double() / 20000
     assert torch.allclose(drawn, torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64), atol=0.015)
+
+
+def _top_p_with_slack_brute_force(scores: list[float], top_p: float, slack: float) -> set[int]:
+    """top-p with slack as docs/sampler.md states it: keep j iff the mass of the other tokens scoring
+    above s_j + slack is below top_p * e^(MASS_SLACK * slack)."""
+    z = sum(math.exp(x) for x in scores)
+    target = top_p * math.exp(MASS_SLACK * slack)
+    return {
+        j
+        for j in range(len(scores))
+        if sum(
+            math.exp(scores[i]) / z for i in range(len(scores)) if i != j and scores[i] > scores[j] + slack
+        )
+        < target
+    }
+
+
+@pytest.mark.parametrize("slack", [-1.0, -0.3, 0.0, 0.3, 1.0])
+def test_top_p_slack_keeps_exactly_the_defined_set(slack: float) -> None:
+    # Flat tails right below the cut, past the first 64 ranks, where a narrowed filter must look
+    # beyond the head it starts with (a reviewer's counterexample), and random rows.
+    flat = [0.5] + [0.0] * 63 + [-0.4] * 936
+    generator = torch.Generator().manual_seed(6)
+    rows = [flat, *(torch.randn(3, 1000, generator=generator) * 1.5).round(decimals=1).tolist()]
+    for top_p in (0.151, 0.5, 0.9):
+        spec = _spec(top_p=top_p)
+        logits = torch.tensor(rows)
+        params = RowParams.repeat(spec, len(rows), CPU)
+        scores, _ = process(logits, params)
+        threshold = filter_threshold(scores, params, torch.full((len(rows),), slack))
+        for r, row in enumerate(scores.tolist()):
+            got = set((scores[r] >= threshold[r]).nonzero().flatten().tolist())
+            assert got == _top_p_with_slack_brute_force(row, top_p, slack), (top_p, slack, r)

@@ -100,21 +100,22 @@ def validate(file: Path, model_ref: str | None, mode: str, as_json: bool) -> Non
       toploc-audit validate hi.json
       toploc-audit validate hi.json --json --mode claimed
     """
-    from gpu_core.runner.fingerprint import fingerprint_model, fingerprint_tokenizer
-    from gpu_core.runner.loading import load_model, load_tokenizer
+    from gpu_core.runner.fingerprint import fingerprint_model
+    from gpu_core.runner.loading import load_model
     from gpu_core.runner.validate import ERROR, validate_batch
     from toploc_audit.commands.generate import _quiet_transformers, find_model
     from verifier.model_store import ModelStore
-    from verifier.validation import validation_item
+    from verifier.validation import tokenizer_problem, validation_item
     from verifier.verdicts import evidence_json
 
     _quiet_transformers()
     settings = Settings.from_env()
     record, signature = read_entry(file)
+    store = ModelStore(settings.models_dir)
     if model_ref is not None:
         folder = find_model(settings, model_ref)
     else:
-        found = ModelStore(settings.models_dir).find(record.model.fingerprint)
+        found = store.find(record.model.fingerprint)
         if found is None:
             raise InputError(
                 "model",
@@ -126,7 +127,10 @@ def validate(file: Path, model_ref: str | None, mode: str, as_json: bool) -> Non
         raise InputError(
             "model", f"{folder} is model {fingerprint}, the record names {record.model.fingerprint}"
         )
-    tokenizer = load_tokenizer(folder) if fingerprint_tokenizer(folder) else None
+    tokenizer, tokenizer_fingerprint = store.tokenizer(folder)
+    problem = tokenizer_problem(record, tokenizer_fingerprint)
+    if problem is not None:
+        raise InputError("model", f"could not check the record: {problem}")
     loaded = load_model(folder, "float32" if mode == "reference" else record.dtype)
     [report] = validate_batch(loaded, [validation_item(record)], tokenizer=tokenizer)
     signature_check = signature_status(record, signature, settings)
@@ -160,7 +164,8 @@ def validate(file: Path, model_ref: str | None, mode: str, as_json: bool) -> Non
         if report.tokens is not None and report.tokens.max_gap is not None:
             click.echo(
                 f"  largest gap behind the sampler's choice {report.tokens.max_gap:.3g} logits "
-                f"(tolerance {report.tokens.limit:.3g}), {report.tokens.mismatches} near-tie positions"
+                f"(tolerance {report.tokens.limit:.3g}); the validator's own choice differs at "
+                f"{report.tokens.mismatches} of {report.tokens.positions} positions"
             )
         if verdict.decode_ratio is not None:
             click.echo(
