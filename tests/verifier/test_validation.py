@@ -30,7 +30,7 @@ from tests.verifier.stack import CHALLENGER, OPERATOR, PROVIDER, VALIDATORS, mak
 from toploc_audit.commands.generate import signed_entry
 from verifier.model_store import ModelStore
 from verifier.models import ABSTAINED, CANCELLED, CLAIMED, PENDING, VALIDATED, Validation
-from verifier.validation import CouldNotCheck, Pipeline, abstain_claimed, claim
+from verifier.validation import CouldNotCheck, PartlyChecked, Pipeline, abstain_claimed, claim
 from verifier.verdicts import REPORT_FORMAT
 
 ME = VALIDATORS[0].address
@@ -240,3 +240,36 @@ def test_disputes_gone_or_resolved_end_their_validations(db: Db, records: list[R
     assert outcomes[ids[0]].status == CANCELLED
     (resolved,) = db.pipeline(batch=1).run(ids[1], "t2")
     assert resolved.status == ABSTAINED and "resolved before validation" in (resolved.reason or "")
+
+
+def test_a_record_that_could_not_be_checked_is_retried_alone(
+    db: Db, records: list[Record], tiny: Any
+) -> None:
+    """One record of a batch crashes the validator's own computation (a forward pre-hook on the real
+    model raises, as an out-of-memory would): its batch-mate is stored and votes now; the retry (same
+    task id) takes back only the unchecked one, and when retries run out it abstains, never fraud."""
+    crashing = make_record(tiny, "v-crash", [1023, 70, 700, 17], 20, 8)
+    ids = db.add([records[0], crashing])
+    folder = db.store.find(tiny.fingerprint)
+    assert folder is not None
+    validator = db.store.load(folder, db.store.dtype_for(folder, "bfloat16"))
+
+    def hook(_module: Any, args: tuple[Any, ...]) -> None:
+        if bool((args[0] == 1023).any()):
+            raise RuntimeError("CPU out of memory (injected for this test)")
+
+    handle = validator.model.get_input_embeddings().register_forward_pre_hook(hook)
+    try:
+        with pytest.raises(PartlyChecked, match="1 of 2 records could not be checked") as info:
+            db.pipeline().run(ids[0], "task-1")
+        assert [(o.validation_id, o.status, o.fraud) for o in info.value.outcomes] == [
+            (ids[0], VALIDATED, False)
+        ]
+        assert [(v.status, v.claimed_by) for v in db.rows(ids)] == [(VALIDATED, None), (CLAIMED, "task-1")]
+        with pytest.raises(PartlyChecked):  # the retry: its own validation is done, the other is retaken
+            db.pipeline().run(ids[0], "task-1")
+        assert db.rows(ids)[1].attempts == 2
+    finally:
+        handle.remove()
+    abstain_claimed(db.sessions, "task-1", "could not check after 1 retries")
+    assert [(v.status, v.fraud) for v in db.rows(ids)] == [(VALIDATED, False), (ABSTAINED, None)]
