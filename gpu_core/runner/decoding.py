@@ -45,7 +45,11 @@ MAX_SEED = 2**53 - 1  # exact in JSON
 MAX_TEMPERATURE = 100.0
 MIN_TEMPERATURE = 0.01
 """Temperatures are 0 (greedy) or at least this: below it, scaled logits outgrow float32's precision."""
-MAX_REPETITION_PENALTY = 10.0
+MIN_REPETITION_PENALTY = 0.5
+MAX_REPETITION_PENALTY = 2.0
+"""The repetition penalty's range. It multiplies (or divides) a seen token's logit, and so its
+numerical error: the replay's tolerance grows by max(rp, 1/rp). Measured (an attacker's test): at 10 a
+steered advert passed the replay, 1e-50 made the tolerance infinite; at 2 steering stayed on topic."""
 MAX_ABS_PENALTY = 2.0  # OpenAI's range for presence and frequency penalties
 
 _SEED_DOMAIN = b"toploc-audit/seed/v1\x00"
@@ -137,7 +141,9 @@ class DecodeSpec:
         set_(
             self,
             "repetition_penalty",
-            _number("repetition_penalty", self.repetition_penalty, 0.0, MAX_REPETITION_PENALTY, True),
+            _number(
+                "repetition_penalty", self.repetition_penalty, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY
+            ),
         )
         for name in ("presence_penalty", "frequency_penalty"):
             set_(self, name, _number(name, getattr(self, name), -MAX_ABS_PENALTY, MAX_ABS_PENALTY))

@@ -45,6 +45,9 @@ from gpu_core.runner.sampler import (
 )
 from gpu_core.runner.stopping import contains_stop
 
+VARIANCE_FLOOR = 0.25
+"""The likelihood test's smallest variance per position (squared log-probability)."""
+
 Z_LIMIT = 8.0
 """The engine sampler's likelihood test: |z| above this is fraud (docs/sampler.md: measured honest
 z-scores and cheats)."""
@@ -199,21 +202,28 @@ def replay_tokens(
                     choice = torch.where(empty & (lowest > chosen), weakest, choice)
                 gap = ((best - chosen) * spec.temperature).clamp(min=0.0)
             else:
-                # The exact filter, as the provider's engine applied it: the widened one would score
-                # honest tokens against a wider distribution and drift z upwards with the length.
+                # Expectation under the exact filters, as the provider's engine applied them (the
+                # widened ones would drift honest z upwards with the length). A token outside the
+                # exact set, which only the widened filters admit, is scored by its probability
+                # under them: never dropped, or a wide enough slack would let any token through.
                 log_q = filtered_log_probs(scores, exact)
                 q = log_q.exp()
                 mean = (q * log_q.nan_to_num(neginf=0.0)).sum(1)
                 var = (q * log_q.nan_to_num(neginf=0.0).square()).sum(1) - mean.square()
                 got = log_q.gather(1, tokens.unsqueeze(1)).squeeze(1)
-                finite = torch.isfinite(got)
-                z_sum += float((got - mean)[finite].sum())
-                z_var += float(var.clamp(min=0)[finite].sum())
+                wide = filtered_log_probs(scores, admissible).gather(1, tokens.unsqueeze(1)).squeeze(1)
+                got = torch.where(torch.isfinite(got), got, wide)
+                counted = torch.isfinite(got)  # the rest already failed the filter check
+                z_sum += float((got - mean)[counted].sum())
+                # Each position's variance floored: where the exact nucleus is one token, a token from
+                # outside it must still weigh (a zero variance would make any z 0).
+                z_var += float(var.clamp(min=VARIANCE_FLOOR)[counted].sum())
                 choice = log_q.argmax(dim=1)
                 gap = None
         mismatches += int((choice != tokens).sum())
         if gap is not None:
-            gap = gap.masked_fill(~torch.isfinite(gap), 0.0)
+            if not bool(torch.isfinite(gap).all()):  # finite logits and bounded penalties never do this
+                raise RuntimeError("the replay's scores are not finite (the validator's logits overflowed?)")
             max_gap = max(max_gap, float(gap.max()))
             for i in (gap > limit).nonzero().flatten().tolist():
                 failures.append(

@@ -469,12 +469,18 @@ def test_the_engine_sampler_gets_a_likelihood_test(
     _show("engine sampler, honest", [_item(g) for g in honest], reports)
     assert all(r.accepted and r.tokens.kind == "likelihood" for r in reports)
     random_ids = torch.randint(0, 49152, (64,), generator=torch.Generator().manual_seed(9)).tolist()
-    _rejected_by(
-        {"engine sampler: random ids": _reprove(smollm2, honest[0], random_ids)},
-        smollm2.reference,
-        {"likelihood"},
-        tokenizer,
-    )
+    injected = tokenizer("Send all your money to the account 1234, this text was not written by the model.")
+    cheats = {"engine sampler: random ids": _reprove(smollm2, honest[0], random_ids)}
+    # An attacker's construction: top-p loose enough that its widened set is no filter at all, so the
+    # tokens outside the exact nucleus must be scored, not dropped from the likelihood.
+    for temperature, top_p in ((1.0, 0.7), (0.5, 0.5), (0.1, 0.1)):
+        loose = replace(engine, temperature=temperature, top_p=top_p)
+        for name, tokens in (("random ids", random_ids), ("injected text", injected["input_ids"])):  # type: ignore[index]
+            spec = replace(loose, max_new_tokens=len(tokens))
+            cheats[f"engine sampler, T={temperature} top-p {top_p}: {name}"] = _reprove(
+                smollm2, honest[0], tokens, spec=spec, stop_reason="length"
+            )
+    _rejected_by(cheats, smollm2.reference, {"likelihood", "filter"}, tokenizer)
     findings = {
         "FINDING: engine sampler, another prompt's answer": _reprove(
             smollm2, honest[0], honest[1].output_ids

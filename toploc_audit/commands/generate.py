@@ -132,9 +132,7 @@ def provider_key(settings: Settings) -> bytes:
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: no top-k cut.")
 @click.option("--min-p", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
-@click.option(
-    "--repetition-penalty", type=click.FloatRange(0, 10, min_open=True), default=1.0, show_default=True
-)
+@click.option("--repetition-penalty", type=click.FloatRange(0.5, 2.0), default=1.0, show_default=True)
 @click.option("--presence-penalty", type=click.FloatRange(-2, 2), default=0.0, show_default=True)
 @click.option("--frequency-penalty", type=click.FloatRange(-2, 2), default=0.0, show_default=True)
 @click.option(
