@@ -172,6 +172,8 @@ def filter_threshold(scores: torch.Tensor, params: RowParams, slack: torch.Tenso
     rows, vocab = scores.shape
     device = scores.device
     threshold = torch.full((rows,), _NEG_INF, dtype=torch.float32, device=device)
+    if not bool(((params.top_k > 0) | (params.top_p < 1) | (params.min_p > 0)).any()):
+        return threshold  # no filter: every token is kept, whatever the slack
     top = scores.max(dim=1).values
     narrow = slack < 0
 
