@@ -226,7 +226,7 @@ class Record:
                 f"{field}.output_tokens",
                 f"{len(output)} tokens exceed {where}.max_new_tokens = {max_new_tokens}",
             )
-        proofs = _proofs(o["proofs"], f"{field}.proofs", len(output), topk, dbs, dtype)
+        proofs = _proofs(o["proofs"], f"{field}.proofs", len(output), topk, dbs, dtype, strict=version >= 2)
         return cls(
             version=version,
             provider=_checksum(provider),
@@ -439,7 +439,12 @@ def _tokens(value: Any, field: str) -> tuple[int, ...]:
     raise AssertionError("unreachable")
 
 
-def _proofs(value: Any, field: str, output_len: int, topk: int, dbs: int, dtype: str) -> tuple[bytes, ...]:
+def _proofs(
+    value: Any, field: str, output_len: int, topk: int, dbs: int, dtype: str, strict: bool
+) -> tuple[bytes, ...]:
+    """The proofs' shape always; with `strict` (version 2) also their values, which a validator would
+    refuse. Version 1 records keep their old rule (modulus >= 1, any coefficient) so that one already
+    logged still parses and a validator judges its proofs malformed: fraud, as before."""
     if not isinstance(value, list):
         raise InputError(field, f"must be an array of base64 strings, got {_kind(value)}")
     want = proof_count(output_len, dbs)
@@ -467,9 +472,13 @@ def _proofs(value: Any, field: str, output_len: int, topk: int, dbs: int, dtype:
         modulus = int.from_bytes(raw[:2], "big")
         # 0 is the reference prover's "null proof" after a failed build; below topk, k indices cannot
         # have k distinct residues, so no honest prover makes it (and no validator could verify it).
-        if not topk <= modulus <= MAX_MODULUS:
-            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [topk {topk}, {MAX_MODULUS}]")
+        low = topk if strict else 1
+        if not low <= modulus <= MAX_MODULUS:
+            bound = f"topk {topk}" if strict else "1"
+            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [{bound}, {MAX_MODULUS}]")
         out.append(raw)
+    if not strict:
+        return tuple(out)
     # Coefficients are elements of GF(65497): a validator refuses any other, so the recorder does.
     coefficients = np.frombuffer(b"".join(raw[2:] for raw in out), dtype=">u2")
     if coefficients.size and int(coefficients.max()) >= MAX_MODULUS:

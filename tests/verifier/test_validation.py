@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from anchor.db import make_engine, session_factory, transaction
 from anchor.db.models import Dispute
 from anchor.db.models import Record as RecordRow
-from anchor.records import Record
+from anchor.errors import InputError
+from anchor.records import Record, Sampling
 from anchor.records.eip712 import Domain
-from anchor.records.ingest import Recorder, Submission
+from anchor.records.ingest import Recorder, RecordPolicy, Submission
 from anchor.records.registry import declare_model, limits_from_folder, register_provider
 from gpu_core.runner.loading import load_model
 from tests.verifier.stack import CHALLENGER, OPERATOR, PROVIDER, VALIDATORS, make_record
@@ -56,10 +57,14 @@ class Db:
     sessions: sessionmaker[Session]
     store: ModelStore
 
-    def add(self, records: list[Record], validator: str = ME) -> list[int]:
+    def add(
+        self, records: list[Record], validator: str = ME, policy: RecordPolicy | None = None
+    ) -> list[int]:
         """Log each record, store a dispute of it and a pending validation; the validation ids."""
         recorder = Recorder(self.sessions, DOMAIN, keys.PrivateKey(OPERATOR.key), 3600)
-        subs = [Submission.from_json(signed_entry(r, PROVIDER.key, DOMAIN), DOMAIN) for r in records]
+        subs = [
+            Submission.from_json(signed_entry(r, PROVIDER.key, DOMAIN), DOMAIN, "", policy) for r in records
+        ]
         accepted = recorder.submit(subs)
         ids = []
         with transaction(self.sessions) as s:
@@ -213,12 +218,21 @@ def test_a_stored_record_that_does_not_hash_to_the_disputed_digest_is_not_judged
     assert db.rows([vid])[0].fraud is None
 
 
-def test_a_record_without_a_verifiable_proof_is_fraud(db: Db, records: list[Record]) -> None:
+def test_a_record_without_a_verifiable_proof_is_refused_or_fraud(db: Db, records: list[Record]) -> None:
+    """A coefficient outside GF(65497): the recorder refuses a version 2 record that has one; a version 1
+    record (whose rule never checked coefficients) still parses once logged, and is judged fraud."""
     bad_proof = records[1].proofs[1][:2] + b"\xff\xff" + records[1].proofs[1][4:]  # coefficient >= 65497
     broken = replace(
         records[1], proofs=(records[1].proofs[0], bad_proof, *records[1].proofs[2:]), request_id="v-bad"
     )
-    ids = db.add([records[0], broken])
+    with pytest.raises(InputError) as refused:
+        db.add([broken])
+    assert str(refused.value) == "record.proofs[1]: coefficient 0 is 65535, want 0 <= c < 65497"
+
+    def v1(record: Record) -> Record:
+        return replace(record, version=1, decode=None, stop_reason=None, sampling=Sampling(max_new_tokens=20))
+
+    ids = db.add([v1(records[0]), v1(broken)], policy=RecordPolicy(min_version=1))
     db.pipeline().run(ids[0], "task-1")
     good, bad = db.rows(ids)
     assert (good.status, good.fraud) == (VALIDATED, False)  # the rest of the batch is still judged
