@@ -101,13 +101,24 @@ def sign_digest(private_key: keys.PrivateKey, digest: bytes) -> bytes:
     return s.r.to_bytes(32, "big") + s.s.to_bytes(32, "big") + bytes([s.v + 27])
 
 
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+"""The order of secp256k1; `s` above half of it is refused, as by the contracts' ECDSA (EIP-2)."""
+
+
 def recover_address(digest: bytes, signature: bytes) -> bytes:
-    """The 20-byte address that signed `digest`; VerificationError for a malformed signature."""
+    """The 20-byte address that signed `digest`; VerificationError for a malformed signature.
+
+    Only the low-s form is accepted, as on chain: its malleable twin (s -> n - s) recovers the same
+    address, and a record logged with it could never be disputed."""
     if len(signature) != 65:
         raise VerificationError(f"signature has {len(signature)} bytes, want 65")
     v = signature[64]
     if v not in (27, 28):
         raise VerificationError(f"signature v is {v}, want 27 or 28")
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2:
+        raise VerificationError(
+            "signature s is above secp256k1n / 2 (high-s, malleable), want the low-s form"
+        )
     try:
         if coincurve is not None:
             public = coincurve.PublicKey.from_signature_and_message(

@@ -14,6 +14,7 @@ from anchor.merkle import reference as ref
 from anchor.merkle import sha256_hasher, verify_inclusion
 from anchor.receipts import Receipt
 from anchor.records import Record
+from anchor.records.eip712 import SECP256K1_N
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
 from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, make_record_v1, other_key
 
@@ -74,6 +75,15 @@ def _mutate(body: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]
         target = target[key]
     target[path[-1]] = value
     return out
+
+
+def _high_s(body: dict[str, Any]) -> dict[str, Any]:
+    """The malleable twin (s -> n - s, v flipped) of the body's signature: it recovers the same signer,
+    and the contract's ECDSA refuses it (test_dispute_attacks.py)."""
+    sig = bytes.fromhex(body["signature"][2:])
+    s = int.from_bytes(sig[32:64], "big")
+    twin = sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
+    return _mutate(body, ["signature"], "0x" + twin.hex())
 
 
 def _resign(rec_json: dict[str, Any], key=None) -> dict[str, Any]:
@@ -212,6 +222,7 @@ BAD: list[tuple[str, Any, int, str, str]] = [
         "want the record's provider",
     ),
     ("signature malformed", lambda e: _mutate(e, ["signature"], "0x1234"), 422, "signature", "65"),
+    ("signature high-s (the malleable twin)", _high_s, 422, "signature", "high-s"),
     (
         "signature for another record",
         lambda e: _mutate(e, ["record", "time"], 5),

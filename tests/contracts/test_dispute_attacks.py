@@ -10,12 +10,12 @@ from eth_keys import keys
 from anchor.chain.client import Checkpoint, Outcome, Role
 from anchor.chain.errors import ContractRevert
 from anchor.chain.parameters import ETHER
+from anchor.records.eip712 import SECP256K1_N
 from anchor.signing import sign_record_digest
 from tests.contracts.conftest import Game
 from tests.contracts.scenario import open_dispute, stake
 
 EVIDENCE = b"\x22" * 32
-SECP256K1_N = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)
 
 
 def _attempt(game: Game, record_index: int = 0, **changes: object) -> ContractRevert:
