@@ -89,7 +89,13 @@ def test_detached_up_info_down_and_reuse(tmp_path: Path) -> None:
     assert _invoke(home, "chain", "down").output.strip() == "no local chain is running"
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_foreground_up_stops_on_sigint(tmp_path: Path) -> None:
+    """Started as a shell starts a background job (SIGINT inherited ignored, as in CI), Ctrl-C still
+    stops it and Anvil still saves its state."""
     home = tmp_path / "state"
     proc = subprocess.Popen(
         [sys.executable, "-m", "toploc_audit", "chain", "up", "--port", str(free_port())],
@@ -98,6 +104,7 @@ def test_foreground_up_stops_on_sigint(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint,
     )
     lines: queue.Queue[str] = queue.Queue()
     stdout = proc.stdout

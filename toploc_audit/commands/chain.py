@@ -65,8 +65,11 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
     console = Console(stderr=True)
     with console.status(f"starting Anvil on 127.0.0.1:{port}..."):
         node = start_anvil(port=port, state_file=files.state, log_path=files.log, detach=detach)
-    # In the foreground, SIGTERM stops as cleanly as Ctrl-C (Anvil writes its state).
-    previous = None if detach else signal.signal(signal.SIGTERM, _interrupt)
+    # In the foreground, SIGTERM stops as cleanly as Ctrl-C (Anvil writes its state). SIGINT gets the
+    # handler too: a process started in the background by a shell inherits SIGINT ignored, and would
+    # otherwise never stop on the Ctrl-C it is told to wait for.
+    caught = () if detach else (signal.SIGTERM, signal.SIGINT)
+    previous = [(signum, signal.signal(signum, _interrupt)) for signum in caught]
     deployment = None
     detached = False
     try:
@@ -110,8 +113,8 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
         if not detached:
             with console.status("stopping Anvil and saving its state..."):
                 node.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous:
+            signal.signal(signum, handler)
     click.echo("stopped")
 
 
