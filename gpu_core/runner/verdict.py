@@ -82,11 +82,16 @@ bf16, 200 honest records, medians 2.03 and 1.66; fp16, 60 records, prefill 0.16 
 provider's unpadded prefill and the validator's agree almost exactly in fp16, so the prefill value is
 set above that maximum) and decode median 1.58 (at most 2.59)."""
 CLAIMED_PREFILL_TOLERANCE = 0.5
-CLAIMED_DECODE_TOLERANCE = 1.0
-"""Claimed mode, rule 2's tolerances (limits as ratio_limit): prefill 1.5; decode 2.0 for one chunk,
-1.71 for two, 1.35 for eight. Measured over the same 200 honest records with a bfloat16 validator:
-pooled prefill errors 1.6-2.25 (median 2.03), decode 1.05-2.95 (median 1.66), ratios up to 1.78 over one
-decode chunk and 1.52 over two. fp16 cheats were not measured in this mode."""
+CLAIMED_DECODE_TOLERANCE = 1.25
+"""Claimed mode, rule 2's tolerances (limits as ratio_limit): prefill 1.5; decode 2.25 for one chunk,
+1.88 for two, 1.44 for eight. Measured over the same 200 honest records with a bfloat16 validator on
+two CPU types. Without native bf16 dot products: pooled prefill errors 1.6-2.25 (median 2.03), decode
+1.05-2.95 (median 1.66), ratios up to 1.78 over one decode chunk and 1.52 over two. With them
+(avx512_bf16): prefill ratios 0.03-0.18 (provider and validator prefills agree almost exactly), decode
+up to 2.12 over one chunk (a one-token record) and 1.38 over two. The bf16 yardstick moves with the
+hardware's kernels, so the decode limit leaves room for both; the prefill rule (int8 weights and 1%
+noise 1.92-2.18 there) and the sampler replay carry the verdict. fp16 cheats were not measured in this
+mode, nor any GPU."""
 
 
 def logit_tolerance(dtype: str, mode: str) -> float:
