@@ -20,6 +20,7 @@ BPS = 10_000
 _BITS = {
     "bond": 128,
     "disputeWindow": 64,
+    "maxMergeDelay": 64,
     "votingPeriod": 64,
     "unbondingPeriod": 64,
     "committeeSize": 8,
@@ -39,6 +40,7 @@ class Parameters:
 
     bond: int = ETHER // 10
     disputeWindow: int = 24 * 3600
+    maxMergeDelay: int = 3600
     votingPeriod: int = 3600
     unbondingPeriod: int = 3 * 24 * 3600
     committeeSize: int = 3
@@ -72,10 +74,11 @@ class Parameters:
         for name in above_zero:
             if getattr(self, name) == 0:
                 raise InputError(name, "must be above zero")
-        if self.unbondingPeriod <= self.disputeWindow + self.votingPeriod:
+        exposure = self.maxMergeDelay + self.disputeWindow + self.votingPeriod
+        if self.unbondingPeriod <= exposure:
             raise InputError(
                 "unbondingPeriod",
-                f"must exceed disputeWindow + votingPeriod ({self.disputeWindow + self.votingPeriod} s), "
+                f"must exceed maxMergeDelay + disputeWindow + votingPeriod ({exposure} s), "
                 f"got {self.unbondingPeriod}",
             )
         if not 1 <= self.committeeSize <= MAX_COMMITTEE_SIZE:

@@ -10,9 +10,12 @@ struct Parameters {
     uint256 bond;
     /// Seconds after the first checkpoint covering an entry during which it can be disputed.
     uint64 disputeWindow;
+    /// Seconds within which the log promises (in its signed receipts) to anchor an entry.
+    uint64 maxMergeDelay;
     /// Seconds from a dispute's opening to its verdict deadline.
     uint64 votingPeriod;
-    /// Seconds unstaked ether stays slashable; longer than disputeWindow + votingPeriod.
+    /// Seconds unstaked ether stays slashable; longer than maxMergeDelay + disputeWindow + votingPeriod,
+    /// so an entry logged just before an unstake request can still be disputed and resolved.
     uint64 unbondingPeriod;
     /// Validators drawn per dispute.
     uint8 committeeSize;
@@ -49,8 +52,10 @@ library AuditParameters {
         if (p.bond == 0) revert AuditParametersInvalid("bond", "must be above zero");
         if (p.disputeWindow == 0) revert AuditParametersInvalid("disputeWindow", "must be above zero");
         if (p.votingPeriod == 0) revert AuditParametersInvalid("votingPeriod", "must be above zero");
-        if (uint256(p.unbondingPeriod) <= uint256(p.disputeWindow) + p.votingPeriod) {
-            revert AuditParametersInvalid("unbondingPeriod", "must exceed disputeWindow + votingPeriod");
+        if (uint256(p.unbondingPeriod) <= uint256(p.maxMergeDelay) + p.disputeWindow + p.votingPeriod) {
+            revert AuditParametersInvalid(
+                "unbondingPeriod", "must exceed maxMergeDelay + disputeWindow + votingPeriod"
+            );
         }
         if (p.committeeSize == 0 || p.committeeSize > MAX_COMMITTEE_SIZE) {
             revert AuditParametersInvalid("committeeSize", "must be 1 to 31");

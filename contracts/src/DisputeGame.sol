@@ -63,6 +63,8 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
     uint256 public immutable bond;
     /// @notice Seconds after the first checkpoint covering an entry during which it can be disputed.
     uint64 public immutable disputeWindow;
+    /// @notice Seconds within which the log promises to anchor an entry (its receipts' maximum merge delay).
+    uint64 public immutable maxMergeDelay;
     /// @notice Seconds from a dispute's opening to its verdict deadline.
     uint64 public immutable votingPeriod;
     /// @notice Validators drawn per dispute.
@@ -174,6 +176,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
     constructor(Parameters memory p) {
         bond = p.bond;
         disputeWindow = p.disputeWindow;
+        maxMergeDelay = p.maxMergeDelay;
         votingPeriod = p.votingPeriod;
         committeeSize = p.committeeSize;
         quorum = p.quorum;

@@ -70,6 +70,9 @@ abstract contract StakeRegistry is PullPayments {
     /// @dev The active stake would be `active` wei, below the role's minimum `minimum`.
     error StakeRegistryBelowMinimum(uint256 active, uint256 minimum);
 
+    /// @dev Unstaking would leave `remaining` wei active: neither all of it nor at least `minimum`.
+    error StakeRegistryRemainderBelowMinimum(uint256 remaining, uint256 minimum);
+
     /// @dev Asked to unstake `requested` wei with only `active` wei active.
     error StakeRegistryInsufficientStake(uint256 active, uint256 requested);
 
@@ -116,15 +119,21 @@ abstract contract StakeRegistry is PullPayments {
      * @notice Starts unbonding `amount` wei of the caller's active stake. The whole unbonding amount
      * becomes withdrawable {unbondingPeriod} seconds after the latest request.
      *
-     * NOTE: unbonding stake can still be slashed; a validator whose active stake falls below the
-     * minimum leaves the committee pool.
+     * Requirements: what stays active is 0 or at least the role's minimum (a remainder of 1 wei
+     * would otherwise be all that a provider's fraud could cost once the rest is withdrawn).
      *
-     * Emits an {UnstakeRequested} event.
+     * NOTE: unbonding stake can still be slashed.
+     *
+     * Emits an {UnstakeRequested} event, and {ValidatorEligibilityChanged} when a validator leaves the
+     * pool.
      */
     function requestUnstake(uint256 amount) external {
         if (amount == 0) revert StakeRegistryZeroAmount();
         Stake storage s = _stakes[msg.sender];
         if (amount > s.active) revert StakeRegistryInsufficientStake(s.active, amount);
+        uint256 remaining = s.active - amount;
+        uint256 minimum = s.role == ROLE_PROVIDER ? minProviderStake : minValidatorStake;
+        if (remaining != 0 && remaining < minimum) revert StakeRegistryRemainderBelowMinimum(remaining, minimum);
         uint64 ends = _unbondingEndsAt(uint64(block.timestamp));
 
         s.active -= uint128(amount);

@@ -35,6 +35,7 @@ contract ToplocAudit is DisputeGame, ModelRegistry {
         return Parameters({
             bond: bond,
             disputeWindow: disputeWindow,
+            maxMergeDelay: maxMergeDelay,
             votingPeriod: votingPeriod,
             unbondingPeriod: unbondingPeriod,
             committeeSize: committeeSize,

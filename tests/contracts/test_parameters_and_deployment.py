@@ -22,7 +22,10 @@ BAD = [
     ("bond", 0, "must be above zero"),
     ("disputeWindow", 0, "must be above zero"),
     ("votingPeriod", 0, "must be above zero"),
-    ("unbondingPeriod", 1_500, "must exceed disputeWindow + votingPeriod"),
+    ("unbondingPeriod", 1_500, "must exceed maxMergeDelay + disputeWindow + votingPeriod"),
+    # Above disputeWindow + votingPeriod, but an entry logged just before an unstake request may be
+    # anchored maxMergeDelay later: its dispute could outlast the unbonding.
+    ("unbondingPeriod", 1_700, "must exceed maxMergeDelay + disputeWindow + votingPeriod"),
     ("committeeSize", 0, "must be 1 to 31"),
     ("committeeSize", 32, "must be 1 to 31"),
     ("quorum", 1, "must be a strict majority of committeeSize, at most committeeSize"),

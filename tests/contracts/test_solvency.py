@@ -103,7 +103,7 @@ class Solvency(RuleBasedStateMachine):
         self.expect(
             "unstake",
             lambda: self.client(account).request_unstake(amount),
-            {"StakeRegistryInsufficientStake"},
+            {"StakeRegistryInsufficientStake", "StakeRegistryRemainderBelowMinimum"},
         )
 
     @rule(who=st.integers(0, 9))

@@ -77,6 +77,21 @@ def test_stake_rules(audit: AuditChain) -> None:
     with pytest.raises(ContractRevert) as err:
         p.withdraw_stake()
     assert err.value.name == "StakeRegistryNothingUnbonding"
+    # The 1-wei escape: unstake all but a remainder below the minimum, withdraw the rest, and a fraud
+    # then costs the remainder. What stays active is all of it or at least the minimum.
+    for amount, remaining in ((ETHER - 1, 1), (1, ETHER - 1)):
+        with pytest.raises(ContractRevert) as err:
+            p.request_unstake(amount)
+        assert err.value.name == "StakeRegistryRemainderBelowMinimum"
+        assert err.value.values == {"remaining": remaining, "minimum": ETHER}
+    v = audit.client(audit.accounts[12])
+    v.stake(Role.VALIDATOR, ETHER)
+    with pytest.raises(ContractRevert) as err:
+        v.request_unstake(ETHER // 2 + 1)
+    assert err.value.values == {"remaining": ETHER // 2 - 1, "minimum": ETHER // 2}
+    v.request_unstake(ETHER // 2)  # the validator minimum stays: allowed
+    v.request_unstake(ETHER // 2)  # nothing stays: allowed, and out of the pool
+    assert v.validators() == []
     with pytest.raises(InputError) as bad:
         p.stake(Role.NONE, ETHER)
     assert bad.value.field == "role"

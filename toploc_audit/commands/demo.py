@@ -217,7 +217,9 @@ class _Run:
         with self.step("Anvil started, ToplocAudit deployed, provider and 3 validators staked"):
             self.node = start_anvil(accounts=10, log_path=self.home / "anvil.log")
             w3 = self.node.web3()
-            parameters = Parameters(disputeWindow=3600, votingPeriod=900, unbondingPeriod=7200)
+            parameters = Parameters(
+                disputeWindow=3600, maxMergeDelay=3600, votingPeriod=900, unbondingPeriod=9000
+            )
             deployment = deploy_toploc_audit(
                 w3, self.deployer, self.operator.address, parameters, self.node.url
             )
