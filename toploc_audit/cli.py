@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("toploc_audit.commands.worker", "worker", "Run a Celery worker for one validator key."),
     "contracts": ("toploc_audit.commands.contracts", "contracts", "Build and check the Solidity contracts."),
     "chain": ("toploc_audit.commands.chain", "chain", "Run a local chain; deploy the contract."),
+    "stake": ("toploc_audit.commands.stakes", "stake", "Stake as a provider or validator."),
+    "unstake": ("toploc_audit.commands.stakes", "unstake", "Start unbonding stake."),
+    "withdraw": ("toploc_audit.commands.stakes", "withdraw", "Take matured stake and credits."),
+    "balance": ("toploc_audit.commands.stakes", "balance", "Show an account's stake and credits."),
 }
 
 

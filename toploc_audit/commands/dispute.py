@@ -12,31 +12,10 @@ from anchor.settings import Settings
 
 
 def _client(key_file: Path | None, need_key: bool = True) -> Any:
-    """The contract client acting as the challenger (its key from the file, TOPLOC_AUDIT_CHALLENGER_KEY or
-    <home>/challenger.key), or reading only."""
-    from anchor.chain.client import ToplocAuditClient
-    from anchor.chain.connection import connect
-    from anchor.chain.deployment import Deployment
-    from verifier.runtime import load_key
+    """The contract client acting as the challenger (toploc_audit.contract_access), or reading only."""
+    from toploc_audit.contract_access import contract_client
 
-    settings = Settings.from_env()
-    deployment = Deployment.load(settings.deployment_file)
-    account = None
-    if need_key:
-        if key_file is not None:
-            account = load_key(key_file.read_text(), str(key_file))
-        elif settings.challenger_key is not None:
-            account = load_key(settings.challenger_key, "TOPLOC_AUDIT_CHALLENGER_KEY")
-        elif settings.challenger_key_file.is_file():
-            account = load_key(settings.challenger_key_file.read_text(), str(settings.challenger_key_file))
-        else:
-            raise InputError(
-                "key-file",
-                f"give --key-file, set TOPLOC_AUDIT_CHALLENGER_KEY or write {settings.challenger_key_file}",
-            )
-    w3 = connect(settings.rpc_url or deployment.rpc_url)
-    deployment.check_on_chain(w3)
-    return ToplocAuditClient(w3, deployment.address, account)
+    return contract_client("challenger" if need_key else None, key_file)
 
 
 def _bond(value: str | None) -> int | None:

@@ -74,6 +74,17 @@ def list_providers() -> None:
 @click.option("--hidden-size", type=click.IntRange(1), help="The hidden size, if no --folder.")
 @click.option("--max-positions", type=click.IntRange(1), help="The context length, if no --folder.")
 @click.option("--tokenizer", help="The tokenizer fingerprint (64 hex digits), if no --folder and it has one.")
+@click.option(
+    "--on-chain",
+    is_flag=True,
+    help="Also declare it on chain from the provider's key (disputes need the chain's declaration).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --on-chain: the provider's hex key "
+    "[default: TOPLOC_AUDIT_PROVIDER_KEY or <home>/provider.key].",
+)
 def declare(
     name: str,
     folder: Path | None,
@@ -82,6 +93,8 @@ def declare(
     hidden_size: int | None,
     max_positions: int | None,
     tokenizer: str | None,
+    on_chain: bool,
+    key_file: Path | None,
 ) -> None:
     """Declare model NAME so records may name it. Records are checked against its vocabulary, hidden
     size (TOPLOC topk), context length and tokenizer, so none a validator would refuse is logged.
@@ -91,7 +104,7 @@ def declare(
       toploc-audit provider declare-model SmolLM2-135M-Instruct \\
           --folder .toploc-audit/models/SmolLM2-135M-Instruct
       toploc-audit provider declare-model my-model --fingerprint ABC... --vocab-size 32000 \\
-          --hidden-size 4096 --max-positions 8192
+          --hidden-size 4096 --max-positions 8192 --on-chain
     """
     if folder is not None:
         limits = limits_from_folder(folder)
@@ -111,11 +124,22 @@ def declare(
         assert vocab_size is not None and hidden_size is not None and max_positions is not None
         limits = ModelLimits(vocab_size, hidden_size, max_positions, tokenizer)
     assert fingerprint is not None
+    client = None
+    if on_chain:  # the key and the deployment are checked before anything is written
+        from toploc_audit.contract_access import contract_client
+
+        client = contract_client("provider", key_file)
     with transaction(_sessions()) as s:
         m = declare_model(s, name, fingerprint, limits)
+        declared = m.fingerprint  # normalised
         click.echo(
             f"model {m.name} {m.fingerprint} declared (vocabulary {m.vocab_size}, hidden {m.hidden_size}, "
             f"{m.max_positions} positions, tokenizer {m.tokenizer_fingerprint or 'none'})"
+        )
+    if client is not None:
+        sent = client.declare_model(name, bytes.fromhex(declared))
+        click.echo(
+            f"declared on chain by {client.account.address}: tx {sent.tx_hash} in block {sent.block_number}"
         )
 
 
