@@ -115,6 +115,12 @@ class Settings:
     record_allow_engine: bool = False
     """TOPLOC_AUDIT_RECORD_ALLOW_ENGINE: accept sampled records of the `engine` sampler (not replayable:
     a weak likelihood test only). Default false"""
+    stake_check: bool = True
+    """TOPLOC_AUDIT_STAKE_CHECK: the recorder refuses records of a provider whose active stake on chain
+    is under the minimum (never staked, unstaking, slashed below it). Default true"""
+    stake_cache_seconds: float = 30.0
+    """TOPLOC_AUDIT_STAKE_CACHE_SECONDS: how old a stake read from the chain may be; it adds to the
+    exposure unbondingPeriod must cover (docs/contracts.md). Default 30"""
     validation_mode: str = "auto"
     """TOPLOC_AUDIT_VALIDATION_MODE: how a worker loads models: `reference` (float32 plus a copy in the
     claimed dtype: 6 bytes per parameter, the finer checks), `claimed` (the records' dtype only: 2 bytes
@@ -152,6 +158,8 @@ class Settings:
             record_max_tokens=_number(env, "TOPLOC_AUDIT_RECORD_MAX_TOKENS", 32768, int, 2),
             record_max_bytes=_number(env, "TOPLOC_AUDIT_RECORD_MAX_BYTES", 4 << 20, int, 1024),
             record_allow_engine=_flag(env, "TOPLOC_AUDIT_RECORD_ALLOW_ENGINE"),
+            stake_check=_flag(env, "TOPLOC_AUDIT_STAKE_CHECK", default=True),
+            stake_cache_seconds=_number(env, "TOPLOC_AUDIT_STAKE_CACHE_SECONDS", 30.0, float, 0),
             **_verifier_settings(env, home),
         )
 
@@ -203,11 +211,11 @@ def _number(env: Mapping[str, str], name: str, default: N, kind: type[N], minimu
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    """A boolean variable: true/1/yes or false/0/no (unset: false); anything else names the variable."""
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A boolean variable: true/1/yes or false/0/no (unset: `default`); anything else names the variable."""
     from anchor.errors import InputError
 
-    raw = (env.get(name) or "false").strip().lower()
+    raw = (env.get(name) or str(default)).strip().lower()
     if raw not in ("true", "1", "yes", "false", "0", "no"):
         raise InputError(name, f"{raw!r} is not true or false")
     return raw in ("true", "1", "yes")

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from anchor.api import schemas
 from anchor.api.config import AppConfig
 from anchor.api.jsonio import FastJSONResponse, loads
+from anchor.chain.errors import ChainError
 from anchor.db import check_schema, make_engine, session_factory
 from anchor.db.models import Checkpoint
 from anchor.errors import Error, InputError
@@ -55,7 +56,14 @@ def create_app(config: AppConfig) -> FastAPI:
     engine = make_engine(config.database_url)
     check_schema(engine)
     sessions = session_factory(engine)
-    recorder = Recorder(sessions, config.domain, config.log_key, config.max_merge_delay, policy=config.policy)
+    recorder = Recorder(
+        sessions,
+        config.domain,
+        config.log_key,
+        config.max_merge_delay,
+        policy=config.policy,
+        stake_problem=config.stake_problem,
+    )
     singles = GroupCommit(recorder)  # concurrent single POSTs share transactions
     app = FastAPI(
         title="toploc-audit recorder",
@@ -71,7 +79,8 @@ def create_app(config: AppConfig) -> FastAPI:
 
     @app.exception_handler(Error)
     async def _error(_: Request, exc: Error) -> JSONResponse:
-        return JSONResponse({"error": {"field": None, "reason": str(exc)}}, status_code=500)
+        status = 503 if isinstance(exc, ChainError) else 500  # the chain is down: try again later
+        return JSONResponse({"error": {"field": None, "reason": str(exc)}}, status_code=status)
 
     async def _body(request: Request) -> bytes:
         body = await request.body()

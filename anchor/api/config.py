@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_keys import keys
 
@@ -21,6 +23,8 @@ class AppConfig:
     log_key: keys.PrivateKey
     max_merge_delay: int
     policy: RecordPolicy = field(default_factory=RecordPolicy)
+    stake_problem: Callable[[str], str | None] | None = None
+    """Why a provider may not log now (its stake on chain), or None; unset, stakes are not checked."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppConfig:
@@ -30,9 +34,25 @@ class AppConfig:
             log_key=load_log_key(settings),
             max_merge_delay=settings.max_merge_delay,
             policy=RecordPolicy(
-                settings.record_min_version, settings.record_max_tokens, settings.record_max_bytes
+                settings.record_min_version,
+                settings.record_max_tokens,
+                settings.record_max_bytes,
+                settings.record_allow_engine,
             ),
+            stake_problem=provider_stakes(settings).problem if settings.stake_check else None,
         )
+
+
+def provider_stakes(settings: Settings) -> Any:
+    """The deployment's ProviderStakes (anchor.chain.provider_stakes), read through its RPC URL."""
+    from anchor.chain.client import ToplocAuditClient
+    from anchor.chain.connection import connect
+    from anchor.chain.deployment import Deployment
+    from anchor.chain.provider_stakes import ProviderStakes
+
+    deployment = Deployment.load(settings.deployment_file)
+    client = ToplocAuditClient(connect(settings.rpc_url or deployment.rpc_url), deployment.address)
+    return ProviderStakes(client, settings.stake_cache_seconds)
 
 
 def load_log_key(settings: Settings) -> keys.PrivateKey:

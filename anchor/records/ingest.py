@@ -191,13 +191,17 @@ class Recorder:
         max_merge_delay: int,
         clock: Callable[[], float] = time.time,
         policy: RecordPolicy | None = None,
+        stake_problem: Callable[[str], str | None] | None = None,
     ) -> None:
+        """`stake_problem(provider)` says why a provider may not log now (its stake on chain, e.g.
+        anchor.chain.provider_stakes), or None; unset, stakes are not checked."""
         self.sessions = sessions
         self.domain = domain
         self.log_key = log_key
         self.max_merge_delay = max_merge_delay
         self.clock = clock
         self.policy = policy or RecordPolicy()
+        self.stake_problem = stake_problem
 
     def parse(self, obj: Any, field: str = "") -> Submission:
         return Submission.from_json(obj, self.domain, field, self.policy)
@@ -220,6 +224,8 @@ class Recorder:
                 raise ConflictError(
                     f"{_p(sub)}record.request_id", f"{key[1]!r} appears twice with different records"
                 )
+        if self.stake_problem is not None:
+            self._check_stakes(subs, api_key)
         with transaction(self.sessions) as s:
             log = LogStore(s)
             log.lock()
@@ -258,6 +264,22 @@ class Recorder:
             key = (sub.record.provider, sub.record.request_id)
             out.append(answers[key] if seen[key] is sub else dataclasses.replace(answers[key], created=False))
         return out
+
+    def _check_stakes(self, subs: Sequence[Submission], api_key: str | None) -> None:
+        """Each provider's stake, read outside the log's transaction (it may ask the chain); the
+        registry is checked first so that its errors keep precedence."""
+        assert self.stake_problem is not None
+        with self.sessions() as s:
+            self._providers(s, subs, api_key)
+        checked: set[str] = set()
+        for sub in subs:
+            provider = sub.record.provider
+            if provider in checked:
+                continue
+            checked.add(provider)
+            problem = self.stake_problem(provider)
+            if problem is not None:
+                raise NotRegisteredError(f"{_p(sub)}record.provider", problem)
 
     def _providers(self, s: Session, subs: Sequence[Submission], api_key: str | None) -> dict[str, Provider]:
         addresses = {sub.record.provider for sub in subs}
