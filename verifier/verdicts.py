@@ -17,25 +17,22 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TransactionNotFound
 
-from anchor.anchoring.chain import AuditContract
 from anchor.chain.client import Ballot, Outcome, ToplocAuditClient
 from anchor.chain.errors import ChainError
+from anchor.chain.transactions import SignedTx, broadcast, receipt_of, sign_transaction, wait_for_receipt
 from anchor.db.engine import transaction
 from anchor.errors import Error
 from anchor.records.canonical import canonical_json
 from verifier.models import ABSTAINED, CANCELLED, FINAL, VALIDATED, VOTED, VOTING, Validation
 
 REPORT_FORMAT = "toploc-audit-validation/2"
-GAS_MARGIN = 1.25
-RECEIPT_TIMEOUT_S = 60.0
+VOTE_RECEIPT_TIMEOUT_S = 60.0
+"""Shorter than a chain call's: a vote task that waits no longer is retried, and broadcasts again."""
 
 
 class VoteNotMined(Error):
@@ -154,52 +151,20 @@ def evidence_hash(report: bytes) -> bytes:
     return hashlib.sha256(report).digest()
 
 
-@dataclass(frozen=True)
-class SignedVote:
-    raw: bytes
-    tx_hash: bytes
-    nonce: int
-
-
-def sign_vote(client: ToplocAuditClient, dispute_id: int, fraud: bool, evidence: bytes) -> SignedVote:
+def sign_vote(client: ToplocAuditClient, dispute_id: int, fraud: bool, evidence: bytes) -> SignedTx:
     """submitVerdict(disputeId, fraud, evidence) signed at the account's next nonce, not sent.
 
     Simulated first: a revert raises ContractRevert naming the contract's error, and nothing is signed.
     """
-    account = _account(client)
-    w3 = client.w3
     data = client.contract.encode_abi("submitVerdict", args=[dispute_id, fraud, evidence])
-    tx: dict[str, Any] = {"to": client.address, "data": data, "value": 0, "from": account.address}
-    try:
-        gas = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
-    except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-        raise client.decoder.from_exception(exc) from None
-    latest = w3.eth.get_block("latest")
-    base_fee = int(latest.get("baseFeePerGas", 0) or 0)
-    tip = w3.to_wei(1, "gwei")
-    nonce = w3.eth.get_transaction_count(account.address, "pending")
-    tx.update(
-        gas=int(gas * GAS_MARGIN),
-        nonce=nonce,
-        chainId=int(w3.eth.chain_id),
-        maxPriorityFeePerGas=tip,
-        maxFeePerGas=2 * base_fee + tip,
-    )
-    signed = account.sign_transaction(tx)
-    return SignedVote(bytes(signed.raw_transaction), bytes(signed.hash), nonce)
+    tx = {"to": client.address, "data": data, "value": 0}
+    return sign_transaction(client.w3, _account(client), tx, client.decoder)
 
 
 def _account(client: ToplocAuditClient) -> LocalAccount:
     if client.account is None:
         raise ChainError("voting needs the validator's key: this client has none")
     return client.account
-
-
-def _receipt(client: ToplocAuditClient, tx_hash: bytes) -> Any | None:
-    try:
-        return client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-    except TransactionNotFound:
-        return None
 
 
 def _update(sessions: sessionmaker[Session], validation_id: int, **values: Any) -> None:
@@ -230,7 +195,7 @@ def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, valida
     # 1. what the chain already says
     ballot = client.ballot_of(dispute_id, me)
     if ballot in (Ballot.FRAUD, Ballot.HONEST):
-        receipt = None if tx_hash is None else _receipt(client, tx_hash)
+        receipt = None if tx_hash is None else receipt_of(client.w3, tx_hash)
         block = None if receipt is None else int(receipt["blockNumber"])
         _update(sessions, validation_id, status=VOTED, vote_block=block, reason=None)
         return VOTED
@@ -245,10 +210,9 @@ def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, valida
         return ABSTAINED
 
     # 2. signed and stored before it is broadcast
-    chain = AuditContract(client.w3, client.address)
     if raw is not None and tx_hash is not None:
-        outcome = chain.broadcast(raw)
-        if outcome == "nonce-used" and _receipt(client, tx_hash) is None:
+        outcome = broadcast(client.w3, raw)
+        if outcome == "nonce-used" and receipt_of(client.w3, tx_hash) is None:
             raw = None  # another transaction of this key took the nonce: the vote was never mined
     if raw is None or tx_hash is None:
         signed = sign_vote(client, dispute_id, fraud, evidence)
@@ -261,12 +225,12 @@ def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, valida
             vote_nonce=signed.nonce,
         )
         raw, tx_hash = signed.raw, signed.tx_hash
-        chain.broadcast(raw)
+        broadcast(client.w3, raw)
 
     # 3. mined?
     try:
-        receipt = client.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=RECEIPT_TIMEOUT_S)
-    except Exception as exc:  # web3's TimeExhausted, or the node went away while waiting
+        receipt = wait_for_receipt(client.w3, tx_hash, VOTE_RECEIPT_TIMEOUT_S)
+    except ChainError as exc:
         raise VoteNotMined(f"vote tx 0x{tx_hash.hex()} has no receipt yet: {exc}") from exc
     if receipt["status"] != 1:
         # Reverted on chain (e.g. the deadline passed between simulation and mining): ask the chain again.

@@ -1,5 +1,6 @@
 """The few contract calls the anchor loop and verify-receipt make: reads through anchor.chain's
-ToplocAuditClient; the anchor transaction is signed here, because the loop must persist it before sending."""
+ToplocAuditClient; the anchor transaction is signed (anchor.chain.transactions) and returned unsent,
+because the loop must persist it before sending."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
 
 from anchor.chain.artifacts import load_artifact
 from anchor.chain.client import Checkpoint, ToplocAuditClient
 from anchor.chain.connection import connect
+from anchor.chain.transactions import SignedTx, broadcast, receipt_of, sign_transaction
 
 CONTRACT_NAME = "ToplocAudit"
-GAS_MARGIN = 1.25
 
 
 @dataclass(frozen=True)
@@ -30,13 +29,6 @@ class OnChainCheckpoint:
 
 def _ours(cp: Checkpoint) -> OnChainCheckpoint:
     return OnChainCheckpoint(cp.id, cp.size, cp.root, cp.timestamp)
-
-
-@dataclass(frozen=True)
-class SignedAnchor:
-    raw: bytes
-    tx_hash: bytes
-    nonce: int
 
 
 class AuditContract:
@@ -82,47 +74,20 @@ class AuditContract:
             self.client.checkpoint(checkpoint_id), leaf_index, leaf_hash, proof
         )
 
-    def sign_anchor(self, size: int, root: bytes, proof: list[bytes]) -> SignedAnchor:
-        """A signed anchor(size, root, proof) transaction at the operator's next nonce (not sent)."""
+    def sign_anchor(self, size: int, root: bytes, proof: list[bytes]) -> SignedTx:
+        """A signed anchor(size, root, proof) transaction at the operator's next nonce (not sent); a
+        revert in its simulation raises the contract's error and nothing is signed."""
         assert self.operator is not None, "signing needs the operator key"
-        fn = self.contract.functions.anchor(size, root, proof)
-        sender = self.operator.address
-        gas = fn.estimate_gas({"from": sender})  # reverts here (nothing signed) if the contract refuses
-        latest = self.w3.eth.get_block("latest")
-        base_fee = int(latest.get("baseFeePerGas", 0) or 0)
-        tip = self.w3.to_wei(1, "gwei")
-        nonce = self.w3.eth.get_transaction_count(sender, "pending")
-        tx = fn.build_transaction(
-            {
-                "from": sender,
-                "nonce": nonce,
-                "gas": int(gas * GAS_MARGIN),
-                "maxPriorityFeePerGas": tip,
-                "maxFeePerGas": 2 * base_fee + tip,
-                "chainId": self.chain_id,
-            }
-        )
-        signed = self.operator.sign_transaction(tx)
-        return SignedAnchor(bytes(signed.raw_transaction), bytes(signed.hash), nonce)
+        data = self.contract.encode_abi("anchor", args=[size, root, proof])
+        tx = {"to": self.address, "data": data, "value": 0}
+        return sign_transaction(self.w3, self.operator, tx, self.client.decoder)
 
     def broadcast(self, raw: bytes) -> str:
         """Send a signed transaction: 'sent', 'known' (already pooled or mined) or 'nonce-used'."""
-        try:
-            self.w3.eth.send_raw_transaction(raw)
-            return "sent"
-        except Exception as exc:  # the node's refusal comes as a JSON-RPC error; read its message
-            text = str(exc).lower()
-            if "already known" in text or "already imported" in text or "known transaction" in text:
-                return "known"
-            if "nonce too low" in text or "nonce is too low" in text:
-                return "nonce-used"
-            raise
+        return broadcast(self.w3, raw)
 
     def receipt(self, tx_hash: bytes) -> Any | None:
-        try:
-            return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        except TransactionNotFound:
-            return None
+        return receipt_of(self.w3, tx_hash)
 
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)

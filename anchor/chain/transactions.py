@@ -1,7 +1,10 @@
-"""Sends signed transactions from a local key and turns reverts into readable errors.
+"""The one transaction path: sign from a local key, broadcast, wait for the receipt, decode reverts.
+Anchoring, votes, disputes and stakes all go through it.
 
 Every transaction is simulated first (the gas estimate): a revert there raises the contract's custom
-error by name and nothing is sent, so bad input changes nothing on chain.
+error by name and nothing is sent, so bad input changes nothing on chain. Callers that must survive a
+crash between signing and mining (the anchor loop, votes) store `sign_transaction`'s bytes first and
+`broadcast` them, again after a restart; the others call `send_transaction`.
 """
 
 from __future__ import annotations
@@ -10,8 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
 from anchor.chain.errors import ChainError
 from anchor.chain.revert import RevertDecoder
@@ -52,6 +62,69 @@ class Sent:
         return [e.args for e in self.events if e.name == name]
 
 
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction, not sent: what a caller stores before broadcasting, so that a restart
+    sends the same bytes again (one nonce: at most one of them can ever be mined)."""
+
+    raw: bytes
+    tx_hash: bytes
+    nonce: int
+
+
+def sign_transaction(w3: Web3, account: LocalAccount, tx: dict[str, Any], decoder: RevertDecoder) -> SignedTx:
+    """Simulates `tx` (to, data, value) from `account`, then signs it at the account's next nonce with
+    gas, fees and chain id filled in. A revert in the simulation raises ContractRevert, nothing signed."""
+    tx = {**tx, "from": account.address, "chainId": int(w3.eth.chain_id)}
+    try:
+        estimate = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+    except (ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError) as exc:
+        raise decoder.from_exception(exc) from None
+    latest = w3.eth.get_block("latest")
+    base_fee = int(latest.get("baseFeePerGas", 0) or 0)
+    tip = w3.to_wei(1, "gwei")
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    tx.update(
+        gas=min(int(estimate * GAS_MARGIN), int(latest["gasLimit"])),
+        nonce=nonce,
+        maxPriorityFeePerGas=tip,
+        maxFeePerGas=2 * base_fee + tip,
+    )
+    signed = account.sign_transaction(tx)
+    return SignedTx(bytes(signed.raw_transaction), bytes(signed.hash), nonce)
+
+
+def broadcast(w3: Web3, raw: bytes) -> str:
+    """Sends signed bytes: 'sent', 'known' (already pooled or mined) or 'nonce-used' (this nonce was
+    taken, by these bytes or another transaction: look for the receipt)."""
+    try:
+        w3.eth.send_raw_transaction(raw)
+        return "sent"
+    except Exception as exc:  # the node's refusal comes as a JSON-RPC error; read its message
+        text = str(exc).lower()
+        if "already known" in text or "already imported" in text or "known transaction" in text:
+            return "known"
+        if "nonce too low" in text or "nonce is too low" in text:
+            return "nonce-used"
+        raise
+
+
+def receipt_of(w3: Web3, tx_hash: bytes) -> Any | None:
+    """The transaction's receipt, None while it is not mined (or a reorg dropped it)."""
+    try:
+        return w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    except TransactionNotFound:
+        return None
+
+
+def wait_for_receipt(w3: Web3, tx_hash: bytes, timeout: float = RECEIPT_TIMEOUT_S) -> Any:
+    """The receipt once mined; ChainError when none came within `timeout` seconds."""
+    try:
+        return w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
+    except Exception as exc:  # web3's TimeExhausted, or the node went away while waiting
+        raise ChainError(f"transaction 0x{tx_hash.hex()} has no receipt after {timeout:g} s: {exc}") from exc
+
+
 def send_transaction(
     w3: Web3, account: LocalAccount, tx: dict[str, Any], decoder: RevertDecoder, contract: Any = None
 ) -> Sent:
@@ -60,27 +133,15 @@ def send_transaction(
     Raises ContractRevert (nothing sent) when the simulation reverts, ChainError when the mined
     transaction fails. `contract` (a web3 contract) decodes the receipt's events.
     """
-    tx = {**tx, "from": account.address, "chainId": w3.eth.chain_id}
-    try:
-        estimate = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
-    except (ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError) as exc:
-        raise decoder.from_exception(exc) from None
-    latest = w3.eth.get_block("latest")
-    base_fee = int(latest.get("baseFeePerGas", 0) or 0)
-    tip = w3.to_wei(1, "gwei")
-    tx.update(
-        gas=min(int(estimate * GAS_MARGIN), int(latest["gasLimit"])),
-        nonce=w3.eth.get_transaction_count(account.address, "pending"),
-        maxPriorityFeePerGas=tip,
-        maxFeePerGas=2 * base_fee + tip,
-    )
-    signed = account.sign_transaction(tx)
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+    signed = sign_transaction(w3, account, tx, decoder)
+    w3.eth.send_raw_transaction(signed.raw)
+    receipt = wait_for_receipt(w3, signed.tx_hash)
     if receipt["status"] != 1:
-        raise ChainError(f"transaction {tx_hash.to_0x_hex()} failed on chain (gas used {receipt['gasUsed']})")
+        raise ChainError(
+            f"transaction 0x{signed.tx_hash.hex()} failed on chain (gas used {receipt['gasUsed']})"
+        )
     return Sent(
-        tx_hash=tx_hash.to_0x_hex(),
+        tx_hash="0x" + signed.tx_hash.hex(),
         block_number=int(receipt["blockNumber"]),
         gas_used=int(receipt["gasUsed"]),
         gas_cost=int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"]),
