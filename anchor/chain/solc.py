@@ -7,6 +7,8 @@ bytecode is pinned here, so a rebuild reproduces the committed artifacts byte fo
 
 from __future__ import annotations
 
+import posixpath
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ COMPILER_SETTINGS: dict[str, Any] = {
 }
 # Source folders under contracts/, each with its artifacts folder.
 SOURCE_DIRS = ("src", "test")
+# Libraries imported by package name, read from node_modules (pinned in package-lock.json).
+LIBRARIES = ("@openzeppelin/contracts/",)
+_IMPORT = re.compile(r"""^\s*import\s+(?:[^"';]*?\sfrom\s+)?["']([^"']+)["']""", re.MULTILINE)
 
 
 def source_files() -> dict[str, Path]:
@@ -36,6 +41,32 @@ def source_files() -> dict[str, Path]:
         for path in sorted((CONTRACTS_DIR / folder).glob("*.sol")):
             files[f"{folder}/{path.name}"] = path
     return files
+
+
+def with_imports(sources: dict[str, Path]) -> dict[str, Path]:
+    """`sources` and every library file they import, transitively, keyed by the import's unit name
+    (`@openzeppelin/contracts/utils/cryptography/ECDSA.sol`; relative imports resolved against the
+    importing unit, as solc does). Raises ChainError for a library file that is not installed."""
+    found = dict(sources)
+    pending = list(sources)
+    while pending:
+        unit = pending.pop()
+        for target in _IMPORT.findall(found[unit].read_text()):
+            name = (
+                posixpath.normpath(posixpath.join(posixpath.dirname(unit), target))
+                if target.startswith(".")
+                else target
+            )
+            if name in found:
+                continue
+            if not name.startswith(LIBRARIES):
+                raise ChainError(f"{unit} imports {target!r}: not a contracts/ source or a known library")
+            path = REPO_ROOT / "node_modules" / name
+            if not path.is_file():
+                raise ChainError(f"{unit} imports {target!r}: {path} is missing (run `make setup`: npm ci)")
+            found[name] = path
+            pending.append(name)
+    return found
 
 
 def standard_input(sources: dict[str, Path]) -> dict[str, Any]:
@@ -67,7 +98,7 @@ def compile_contracts() -> dict[str, Any]:
         raise ChainError("npm package solc is missing: run `make setup` (npm ci)")
     try:
         output: dict[str, Any] = solcx.compile_standard(
-            standard_input(source_files()), solc_binary=SOLC_WRAPPER
+            standard_input(with_imports(source_files())), solc_binary=SOLC_WRAPPER
         )
     except SolcError as exc:
         raise ChainError(f"solc failed: {exc.message}") from exc

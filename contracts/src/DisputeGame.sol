@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
 import {Parameters} from "./AuditParameters.sol";
 import {Checkpoint, CheckpointLog} from "./CheckpointLog.sol";
 import {RecordSignatures} from "./RecordSignatures.sol";
@@ -250,8 +252,8 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         d.challenger = msg.sender;
         d.deadline = deadline;
         d.recordDigest = recordDigest;
-        d.bond = uint128(msg.value);
-        d.checkpointId = uint64(checkpointId);
+        d.bond = SafeCast.toUint128(msg.value);
+        d.checkpointId = SafeCast.toUint64(checkpointId);
         d.committee = committee;
         for (uint256 i; i < committee.length; ++i) {
             _ballots[disputeId][committee[i]] = BALLOT_PENDING;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {ReentrancyGuard} from "./ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 /**
  * @title PullPayments
@@ -9,7 +9,7 @@ import {ReentrancyGuard} from "./ReentrancyGuard.sol";
  * owner withdraws with {withdraw}. No other function sends ether, so a recipient that reverts or
  * re-enters can only hurt its own withdrawal, never a dispute's resolution.
  */
-abstract contract PullPayments is ReentrancyGuard {
+abstract contract PullPayments is ReentrancyGuardTransient {
     /// @notice Wei each account may withdraw.
     mapping(address account => uint256) public credits;
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
 import {PullPayments} from "./PullPayments.sol";
 
 /**
@@ -109,7 +111,7 @@ abstract contract StakeRegistry is PullPayments {
         if (active < minimum) revert StakeRegistryBelowMinimum(active, minimum);
 
         s.role = role;
-        s.active = uint128(active);
+        s.active = SafeCast.toUint128(active);
         totalStaked += msg.value;
         emit Staked(msg.sender, role, msg.value, active);
         if (role == ROLE_VALIDATOR) _updateEligibility(msg.sender, s);
@@ -136,8 +138,8 @@ abstract contract StakeRegistry is PullPayments {
         if (remaining != 0 && remaining < minimum) revert StakeRegistryRemainderBelowMinimum(remaining, minimum);
         uint64 ends = _unbondingEndsAt(uint64(block.timestamp));
 
-        s.active -= uint128(amount);
-        s.unbonding += uint128(amount);
+        s.active -= SafeCast.toUint128(amount);
+        s.unbonding += SafeCast.toUint128(amount);
         s.unbondingEnds = ends;
         totalStaked -= amount;
         totalUnbonding += amount;
