@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
+# Slither has its own venv: its web3<8 conflicts with the project's pins.
+SLITHER := $(VENV)/slither
+STAMP_SLITHER := $(SLITHER)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test lint setup bench clean-state help
@@ -30,12 +33,17 @@ $(STAMP_JS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(STAMP_SLITHER): requirements-slither.lock | $(STAMP_PY)
+	test -x $(SLITHER)/bin/python || $(PYTHON) -m venv $(SLITHER)
+	$(SLITHER)/bin/python -m pip install -q -r requirements-slither.lock
+	touch $@
+
 setup: $(STAMP_PY) $(STAMP_JS)
 
 lint: $(STAMP_PY)
 	$(BIN)/ruff check .
 
-test: setup lint
+test: setup lint $(STAMP_SLITHER)
 	$(BIN)/python -m pytest
 
 demo: setup

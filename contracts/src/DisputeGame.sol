@@ -309,7 +309,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
 
         address[] memory committee = d.committee;
         uint8 winning = outcome == OUTCOME_FRAUD ? BALLOT_FRAUD : outcome == OUTCOME_HONEST ? BALLOT_HONEST : 0;
-        uint256 penalties;
+        uint256 penalties = 0;
         _removeOpenDispute(d.provider);
         for (uint256 i; i < committee.length; ++i) {
             _removeOpenDispute(committee[i]);
@@ -319,7 +319,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
             }
         }
 
-        uint256 slashed;
+        uint256 slashed = 0;
         if (outcome == OUTCOME_FRAUD) {
             slashed = _slash(d.provider, slashAmount, disputeId);
             uint256 reward = (slashed * challengerRewardBps) / _BPS;
@@ -375,7 +375,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         if (n - excluded < committeeSize) revert DisputeGameNotEnoughValidators(n - excluded, committeeSize);
         members = new address[](committeeSize);
         uint256[] memory permutation = new uint256[](n);
-        uint256 chosen;
+        uint256 chosen = 0;
         for (uint256 k; chosen < committeeSize; ++k) {
             uint256 j = k + uint256(keccak256(abi.encode(seed, k))) % (n - k);
             uint256 pick = permutation[j] == 0 ? j : permutation[j] - 1;
