@@ -3,8 +3,9 @@
 Measures (receipt gasUsed, so the 21,000 base cost and calldata are included):
 - anchor: the first checkpoint (a log of 10^6 entries), growing that log by 1 and by 10^5 (each from
   the same state, via evm_snapshot), and by 10^5 from 10^6 + 1 (a longer consistency proof);
-- openDispute with an inclusion proof of depth 20 (entry 12,345 of 10^6), submitVerdict, resolve
-  (fraud: a slash and four credits), withdraw;
+- openDispute with an inclusion proof of depth 20 (entry 12,345 of 10^6) and the record's canonical
+  bytes in the calldata, for SmolLM2-shaped records (64 prompt tokens, k = 128, 32-token chunks) of 64,
+  1,024 and 4,096 output tokens; submitVerdict, resolve (fraud: a slash and four credits), withdraw;
 - amortised anchor gas per record for batches of 10^2 .. 10^5, against NaiveDigestStore.store(digest),
   one transaction per record (contracts/test/NaiveDigestStore.sol).
 
@@ -15,6 +16,7 @@ amortised at 10^5. Run: .venv/bin/python bench/bench_gas.py  (about a minute; bu
 from __future__ import annotations
 
 import hashlib
+import random
 import sys
 import time
 
@@ -28,11 +30,14 @@ from anchor.chain.transactions import send_transaction
 from anchor.leaf import leaf_hash
 from anchor.merkle import reference as ref
 from anchor.merkle import sha256_hasher as H
+from anchor.records import ModelRef, Record, ToplocParams, proof_count
 from anchor.signing import sign_record_digest
+from gpu_core.runner.decoding import DecodeSpec
 
 BASE = 1_000_000
 BATCHES = (100, 1_000, 10_000, 100_000)
 DISPUTED_INDEX = 12_345
+DISPUTED_SIZES = (64, 1_024, 4_096)
 ANCHOR_TARGET = 80_000
 PER_RECORD_TARGET = 1.0
 BASELINE_SAMPLES = 20
@@ -87,15 +92,41 @@ def naive_gas_per_record(node: AnvilNode) -> int:
     return total // BASELINE_SAMPLES
 
 
+def realistic_record(provider: str, n_output: int) -> Record:
+    """A version 2 record shaped like SmolLM2's: 64 prompt tokens, `n_output` output tokens, bf16
+    proofs at k = 128 over 32-token chunks (258 bytes each), random but valid values."""
+    rng = random.Random(n_output)
+    topk, dbs = 128, 32
+    proofs = tuple(
+        rng.randint(60000, 65496).to_bytes(2, "big")
+        + b"".join(rng.randrange(65497).to_bytes(2, "big") for _ in range(topk))
+        for _ in range(proof_count(n_output, dbs))
+    )
+    return Record(
+        provider=provider,
+        model=ModelRef("SmolLM2-135M-Instruct", hashlib.sha256(b"SmolLM2").hexdigest()),
+        dtype="bfloat16",
+        toploc=ToplocParams(topk, dbs),
+        prompt_tokens=tuple(rng.randrange(49152) for _ in range(64)),
+        output_tokens=tuple(rng.randrange(49151) for _ in range(n_output)),
+        decode=DecodeSpec(temperature=0.7, top_p=0.9, seed=7, max_new_tokens=n_output, stop_token_ids=(2,)),
+        stop_reason="length",
+        proofs=proofs,
+        request_id=f"bench-{n_output}",
+        time=1_700_000_000,
+    )
+
+
 def main() -> None:
     started = time.monotonic()
     provider, challenger = dev_account(2), dev_account(3)
     validators = [dev_account(i) for i in range(10, 15)]
-    digest = hashlib.sha256(b"the disputed record").digest()
+    records = [realistic_record(provider.address, n) for n in DISPUTED_SIZES]
 
     progress(f"building a tree of {BASE + max(BATCHES) + 1:,} leaves")
     leaves = [H.hash_leaf(i.to_bytes(8, "big")) for i in range(BASE + max(BATCHES) + 1)]
-    leaves[DISPUTED_INDEX] = leaf_hash(provider.address, digest)
+    for offset, record in enumerate(records):
+        leaves[DISPUTED_INDEX + offset] = leaf_hash(provider.address, record.digest())
     tree = Tree(leaves)
 
     with anvil_node(accounts=20) as node:
@@ -119,12 +150,24 @@ def main() -> None:
         grow_big_odd = anchored_gas(node, operator, tree, BASE + 1, BASE + 1 + 100_000)
         per_batch = {b: anchored_gas(node, operator, tree, BASE, BASE + b) for b in BATCHES}
 
-        progress("a dispute at depth 20, its votes, resolution and a withdrawal")
-        proof = ref.inclusion_proof(H, DISPUTED_INDEX, leaves[:BASE])
-        signature = sign_record_digest(provider.key, digest, deployment.chain_id, deployment.address)
-        opened = client.as_account(challenger).open_dispute(
-            DISPUTED_INDEX, checkpoint, provider.address, digest, signature, proof
-        )
+        progress("disputes at depth 20 (three record sizes), votes, resolution and a withdrawal")
+        disputes = []
+        for offset, record in enumerate(records):
+            digest = record.digest()
+            proof = ref.inclusion_proof(H, DISPUTED_INDEX + offset, leaves[:BASE])
+            signature = sign_record_digest(provider.key, digest, deployment.chain_id, deployment.address)
+            disputes.append(
+                client.as_account(challenger).open_dispute(
+                    DISPUTED_INDEX + offset,
+                    checkpoint,
+                    provider.address,
+                    digest,
+                    record.canonical_bytes(),
+                    signature,
+                    proof,
+                )
+            )
+        opened = disputes[0]
         dispute_id = opened.event("DisputeOpened")["disputeId"]
         committee = opened.event("DisputeOpened")["committee"]
         members = {v.address: v for v in validators}
@@ -142,7 +185,14 @@ def main() -> None:
         ("anchor, 10^6 -> 10^6 + 1", grow_1[0], f"{grow_1[1]}-node consistency proof"),
         ("anchor, 10^6 -> 10^6 + 10^5", grow_big[0], f"{grow_big[1]}-node consistency proof"),
         ("anchor, 10^6 + 1 -> 10^6 + 1 + 10^5", grow_big_odd[0], f"{grow_big_odd[1]}-node consistency proof"),
-        ("openDispute, inclusion depth 20", opened.gas_used, f"{len(proof)}-node proof, committee of 3 of 5"),
+        *(
+            (
+                f"openDispute, {n:,} output tokens",
+                sent.gas_used,
+                f"{len(r.canonical_bytes()):,} record bytes, {len(proof)}-node proof, committee 3 of 5",
+            )
+            for n, r, sent in zip(DISPUTED_SIZES, records, disputes, strict=True)
+        ),
         ("submitVerdict (first vote)", votes[0].gas_used, ""),
         ("submitVerdict (last vote)", votes[-1].gas_used, ""),
         ("resolve (fraud: slash + 4 credits)", resolved.gas_used, ""),

@@ -35,6 +35,8 @@ class DisputePlan:
     checkpoint: Checkpoint
     provider: str
     record_digest: bytes
+    record: bytes
+    """The record's canonical bytes: openDispute carries them, so validators need not trust the log's copy."""
     provider_signature: bytes
     proof: tuple[bytes, ...]
     bond: int
@@ -121,6 +123,7 @@ def plan_dispute(
         checkpoint=checkpoint,
         provider=provider,
         record_digest=bytes(row.record_digest),
+        record=bytes(row.canonical),
         provider_signature=bytes(row.signature),
         proof=tuple(proof),
         bond=bond,
@@ -137,6 +140,7 @@ def file_dispute(client: ToplocAuditClient, plan: DisputePlan) -> Filed:
         plan.checkpoint,
         plan.provider,
         plan.record_digest,
+        plan.record,
         plan.provider_signature,
         plan.proof,
         bond=plan.bond,

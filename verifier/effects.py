@@ -4,7 +4,8 @@
 leaves one row (every table is keyed on the event or the dispute), and reverting an event that left
 nothing changes nothing. Events not listed here are kept only as raw rows in chain_events.
 
-- DisputeOpened: a disputes row, and a pending validation per committee member this deployment runs;
+- DisputeOpened: a disputes row (with the record's bytes from the openDispute calldata), and a pending
+  validation per committee member this deployment runs;
   reverted: the dispute and its votes deleted, unfinished validations cancelled.
 - VerdictSubmitted: a votes row, our validation voted; reverted: the vote deleted, our validation back
   to validated (the vote task sends the stored transaction again).
@@ -25,6 +26,8 @@ from sqlalchemy.orm import Session
 
 from anchor.db.models import Dispute, Payout, Vote
 from anchor.db.models import Record as RecordRow
+from anchor.errors import InputError
+from anchor.records import Record as RecordModel
 from verifier.events import ChainLog
 from verifier.models import (
     ABSTAINED,
@@ -161,10 +164,13 @@ def _open(session: Session, log: ChainLog, validators: Collection[str], changes:
     d.record_digest, d.bond = digest, int(a["bond"])
     d.committee = [to_checksum_address(m) for m in a["committee"]]
     d.deadline, d.outcome = int(a["deadline"]), 0
-    d.opened_tx, d.opened_block = log.tx_hash, log.block_number
+    d.opened_tx, d.opened_block, d.record = log.tx_hash, log.block_number, log.record
     d.resolved_tx = d.resolved_block = None
     now = int(time.time())
-    fingerprint = None if record_id is None or record is None else record.model.fingerprint
+    if record_id is not None and record is not None:
+        fingerprint: str | None = record.model.fingerprint
+    else:  # the log lacks the record or holds other bytes: the chain's copy names the model
+        fingerprint = _calldata_model(log.record)
     for member in d.committee:
         if member.lower() not in validators:
             continue
@@ -183,6 +189,17 @@ def _open(session: Session, log: ChainLog, validators: Collection[str], changes:
         v.record_id, v.model_fingerprint, v.reason, v.updated_at = record_id, fingerprint, None, now
         session.flush()
         changes.new_validations.append(v.id)
+
+
+def _calldata_model(record: bytes | None) -> str | None:
+    """The model fingerprint the calldata's record names; None when there is none or it does not
+    parse (the validation then abstains with the reason, validation.py)."""
+    if record is None:
+        return None
+    try:
+        return RecordModel.from_canonical(record).model.fingerprint
+    except (InputError, ValueError):
+        return None
 
 
 def _reset(v: Validation) -> None:

@@ -35,6 +35,10 @@ class ChainLog:
     log_index: int
     name: str
     args: dict[str, Any]
+    record: bytes | None = None
+    """DisputeOpened only: the disputed record's canonical bytes from the transaction's openDispute
+    calldata (None when the transaction called another contract that called openDispute). Not part of
+    `args`: kept in the dispute row, not in chain_events."""
 
     @property
     def key(self) -> tuple[bytes, int]:
@@ -102,4 +106,17 @@ class EventSource:
             log_index=int(log["logIndex"]),
             name=name,
             args=args,
+            record=self._calldata_record(bytes(log["transactionHash"])) if name == "DisputeOpened" else None,
         )
+
+    def _calldata_record(self, tx_hash: bytes) -> bytes | None:
+        """The `record` argument of the openDispute call `tx_hash` made, if it called it directly (the
+        contract checked SHA-256(record) == recordDigest)."""
+        tx = self.w3.eth.get_transaction(tx_hash)
+        if str(tx["to"]).lower() != self.address.lower():
+            return None
+        try:
+            function, params = self.client.contract.decode_function_input(tx["input"])
+        except ValueError:
+            return None
+        return bytes(params["record"]) if function.fn_name == "openDispute" else None

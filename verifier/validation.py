@@ -7,8 +7,10 @@ Step by step (`Pipeline.run`):
    SQLite: the database lock). A claim is a lease held by the task id: a redelivered task (same id)
    takes its claim back at once, another task only after the lease ran out;
 2. load each record and recompute its recordDigest from the stored canonical bytes; a record missing
-   from the log, or whose bytes do not hash to the digest disputed on chain, cannot be checked: the
-   validator abstains (the provider signed that digest; the log's copy is what is wrong);
+   from the log, or whose bytes do not hash to the digest disputed on chain, is taken from the
+   openDispute calldata instead (the watcher keeps it in disputes.record; the contract checked its
+   SHA-256), so an operator who withholds or changes its copy stops nothing; with neither, the
+   validator abstains;
 3. find the model by fingerprint in the local store: none there means "could not check" (CouldNotCheck:
    retried, then an abstention, never a fraud vote); load it in the dtype of the store's validation
    mode (float32 reference, or the claimed dtype);
@@ -205,30 +207,47 @@ def load_jobs(sessions: sessionmaker[Session], ids: Sequence[int]) -> tuple[list
             row = None if v.record_id is None else s.get(RecordRow, v.record_id)
             if row is None:
                 row = s.scalars(select(RecordRow).where(RecordRow.log_index == dispute.leaf_index)).first()
-            if row is None:
-                ended.append(
-                    Outcome(v.id, ABSTAINED, reason=f"the log has no entry {dispute.leaf_index} to check")
-                )
-                continue
-            try:
-                record = Record.from_canonical(row.canonical)
-            except (InputError, ValueError) as exc:
-                ended.append(Outcome(v.id, ABSTAINED, reason=f"the stored record does not parse: {exc}"))
-                continue
-            digest = bytes(record.digest())
             want = bytes(dispute.record_digest)
-            if digest != want or bytes(row.record_digest) != want:
-                ended.append(
-                    Outcome(
-                        v.id,
-                        ABSTAINED,
-                        reason=f"recordDigest mismatch: the stored record hashes to 0x{digest.hex()}, "
-                        f"the dispute names 0x{want.hex()}",
-                    )
-                )
+            record, problem = _logged_record(row, dispute.leaf_index, want)
+            if record is None and dispute.record is not None:
+                # The log lacks the record or holds other bytes: judge the bytes the challenger put on
+                # chain (the contract checked their SHA-256 against recordDigest).
+                record, chain_problem = _record_from(bytes(dispute.record), want, "openDispute's calldata")
+                problem = problem if record is not None else f"{problem}; {chain_problem}"
+                if record is not None:
+                    log.warning("dispute %d: %s; judging the record from the chain", v.dispute_id, problem)
+            if record is None:
+                ended.append(Outcome(v.id, ABSTAINED, reason=problem))
                 continue
-            jobs.append(Job(v.id, v.dispute_id, v.validator, record, digest))
+            jobs.append(Job(v.id, v.dispute_id, v.validator, record, want))
     return jobs, ended
+
+
+def _logged_record(row: RecordRow | None, leaf_index: int, want: bytes) -> tuple[Record | None, str]:
+    """The log's copy of the disputed record, or None and why it cannot be judged."""
+    if row is None:
+        return None, f"the log has no entry {leaf_index} to check"
+    if bytes(row.record_digest) != want:
+        return None, (
+            f"recordDigest mismatch: the log's entry {leaf_index} is 0x{bytes(row.record_digest).hex()}, "
+            f"the dispute names 0x{want.hex()}"
+        )
+    return _record_from(bytes(row.canonical), want, "the stored record")
+
+
+def _record_from(canonical: bytes, want: bytes, source: str) -> tuple[Record | None, str]:
+    """The record `canonical` holds if it parses and hashes to `want`, else None and why."""
+    try:
+        record = Record.from_canonical(canonical)
+    except (InputError, ValueError) as exc:
+        return None, f"{source} does not parse: {exc}"
+    digest = bytes(record.digest())
+    if digest != want:
+        return (
+            None,
+            f"recordDigest mismatch: {source} hashes to 0x{digest.hex()}, the dispute names 0x{want.hex()}",
+        )
+    return record, ""
 
 
 def hold_for_tests(hold_dir: Path | None, jobs: Sequence[Job]) -> None:

@@ -356,14 +356,17 @@ class ToplocAuditClient:
         checkpoint: Checkpoint,
         provider: str,
         record_digest: bytes,
+        record: bytes,
         provider_sig: bytes,
         proof: Sequence[bytes],
         bond: int | None = None,
     ) -> Sent:
         """Disputes entry `leaf_index`, covered first by `checkpoint`, sending `bond` wei (default: the
-        deployment's bond). Emits DisputeOpened."""
-        if not isinstance(provider_sig, bytes | bytearray):
-            raise InputError("providerSig", "must be bytes")
+        deployment's bond); `record` is the record's canonical bytes (SHA-256 = `record_digest`), carried
+        in the calldata for validators. Emits DisputeOpened."""
+        for name, value in (("record", record), ("providerSig", provider_sig)):
+            if not isinstance(value, bytes | bytearray):
+                raise InputError(name, "must be bytes")
         return self.transact(
             "openDispute",
             check_uint("leafIndex", leaf_index, 64),
@@ -371,6 +374,7 @@ class ToplocAuditClient:
             _checkpoint_abi(checkpoint),
             check_address("provider", provider),
             check_bytes32("recordDigest", record_digest),
+            bytes(record),
             bytes(provider_sig),
             check_hashes("proof", proof),
             value=self.parameters().bond if bond is None else check_uint("bond", bond),

@@ -192,6 +192,9 @@ class Dispute(Base):
     """0 open, 1 fraud, 2 honest, 3 no quorum (docs/architecture.md)."""
     opened_tx: Mapped[bytes] = mapped_column(HASH)
     opened_block: Mapped[int] = mapped_column(BigInteger)
+    record: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The disputed record's canonical bytes from openDispute's calldata (SHA-256 checked on chain):
+    what validators judge when the log lacks the record or holds other bytes."""
     resolved_tx: Mapped[bytes | None] = mapped_column(HASH, nullable=True)
     resolved_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 

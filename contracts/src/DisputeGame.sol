@@ -147,6 +147,9 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
     /// @dev The signature over the record is not `provider`'s; it recovers to `signer` (0 if malformed).
     error DisputeGameInvalidSignature(address provider, address signer);
 
+    /// @dev The record bytes given hash (SHA-256) to `actual`, not to the disputed `recordDigest`.
+    error DisputeGameRecordMismatch(bytes32 recordDigest, bytes32 actual);
+
     /// @dev The inclusion proof does not put the record at `leafIndex` of checkpoint `checkpointId`.
     error DisputeGameInvalidInclusionProof(uint64 leafIndex, uint256 checkpointId);
 
@@ -199,10 +202,13 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
      *    event), the first one covering the entry (previousSize <= leafIndex < size), and its dispute
      *    window ({disputeWindow} after its timestamp) is open;
      * 4. the entry has no open dispute and no decided one (after no quorum it can be disputed again);
-     * 5. `providerSig` is `provider`'s EIP-712 signature over `recordDigest` (see {RecordSignatures});
-     * 6. `proof` is the inclusion proof of leaf SHA-256(0x00 || provider || recordDigest) at
+     * 5. `record` (the record's canonical bytes) hashes with SHA-256 to `recordDigest`: the disputed
+     *    record travels in the calldata, so validators can judge it even if the log's operator withholds
+     *    or changes its copy;
+     * 6. `providerSig` is `provider`'s EIP-712 signature over `recordDigest` (see {RecordSignatures});
+     * 7. `proof` is the inclusion proof of leaf SHA-256(0x00 || provider || recordDigest) at
      *    `leafIndex` in that checkpoint;
-     * 7. enough eligible validators besides the provider and the caller to draw {committeeSize}.
+     * 8. enough eligible validators besides the provider and the caller to draw {committeeSize}.
      *
      * Emits a {DisputeOpened} event.
      */
@@ -212,6 +218,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         Checkpoint calldata checkpoint,
         address provider,
         bytes32 recordDigest,
+        bytes calldata record,
         bytes calldata providerSig,
         bytes32[] calldata proof
     ) external payable returns (uint256 disputeId) {
@@ -234,6 +241,8 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
             if (previousOutcome != OUTCOME_NO_QUORUM) revert DisputeGameEntrySettled(leafIndex, previous, previousOutcome);
         }
 
+        bytes32 actual = sha256(record);
+        if (actual != recordDigest) revert DisputeGameRecordMismatch(recordDigest, actual);
         address signer = _recordSigner(recordDigest, providerSig);
         if (signer != provider) revert DisputeGameInvalidSignature(provider, signer);
         bytes32 leafHash = recordLeafHash(provider, recordDigest);

@@ -31,6 +31,8 @@ class Record:
     digest: bytes
     signature: bytes
     leaf: bytes
+    canonical: bytes
+    """The record's bytes: SHA-256 of them is `digest` (openDispute carries them)."""
 
 
 @dataclass
@@ -46,16 +48,23 @@ class SignedLog:
     def size(self) -> int:
         return len(self.leaves)
 
-    def digest(self) -> bytes:
+    def canonical(self) -> bytes:
         self._counter += 1
-        return hashlib.sha256(f"record {self._counter} of {self.audit.deployment.address}".encode()).digest()
+        return f"record {self._counter} of {self.audit.deployment.address}".encode()
 
-    def append(self, provider: LocalAccount, digest: bytes | None = None) -> Record:
-        """Appends a record of `provider`, signed for this deployment."""
-        digest = digest if digest is not None else self.digest()
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.canonical()).digest()
+
+    def append(self, provider: LocalAccount, canonical: bytes | None = None) -> Record:
+        """Appends a record of `provider` (its bytes `canonical`, made up by default), signed for this
+        deployment."""
+        canonical = canonical if canonical is not None else self.canonical()
+        digest = hashlib.sha256(canonical).digest()
         d = self.audit.deployment
         signature = sign_record_digest(provider.key, digest, d.chain_id, d.address)
-        record = Record(self.size, provider, digest, signature, leaf_hash(provider.address, digest))
+        record = Record(
+            self.size, provider, digest, signature, leaf_hash(provider.address, digest), canonical
+        )
         self.leaves.append(record.leaf)
         return record
 
@@ -96,6 +105,7 @@ def open_dispute(
         checkpoint,
         record.provider.address,
         record.digest,
+        record.canonical,
         record.signature,
         log.proof(record.index, checkpoint),
     )

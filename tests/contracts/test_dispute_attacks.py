@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import pytest
@@ -26,6 +27,7 @@ def _attempt(game: Game, record_index: int = 0, **changes: object) -> ContractRe
         "checkpoint": game.log.covering(record.index),
         "provider": record.provider.address,
         "record_digest": record.digest,
+        "record": record.canonical,
         "provider_sig": record.signature,
         "proof": game.log.proof(record.index, game.log.covering(record.index)),
     }
@@ -36,6 +38,17 @@ def _attempt(game: Game, record_index: int = 0, **changes: object) -> ContractRe
         game.audit.client(game.challenger).open_dispute(**args)  # type: ignore[arg-type]
     assert (client.totals(), client.dispute_count()) == before
     return err.value
+
+
+def test_record_bytes_that_are_not_the_disputed_record(game: Game) -> None:
+    """openDispute carries the record's bytes for validators: bytes of another record, or the record
+    changed by one byte, do not hash to the disputed recordDigest."""
+    record, other = game.records[0], game.records[1]
+    changed = record.canonical[:-1] + bytes([record.canonical[-1] ^ 1])
+    for wrong in (other.canonical, changed, b""):
+        err = _attempt(game, record=wrong)
+        assert err.name == "DisputeGameRecordMismatch"
+        assert err.values == {"recordDigest": record.digest, "actual": hashlib.sha256(wrong).digest()}
 
 
 def test_wrong_inclusion_proof(game: Game) -> None:
@@ -171,6 +184,7 @@ def test_wrong_bond_self_dispute_and_unstaked_provider(game: Game) -> None:
             game.log.covering(record.index),
             record.provider.address,
             record.digest,
+            record.canonical,
             record.signature,
             game.log.proof(record.index, game.log.covering(record.index)),
         )

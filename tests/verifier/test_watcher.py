@@ -9,13 +9,15 @@ watcher only copies what the chain says.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from anchor.db import transaction
 from anchor.db.models import ChainEvent, Dispute, Payout, Vote
 from anchor.db.models import Record as RecordRow
 from tests.verifier.chain_env import Chain
 from tests.verifier.stack import CHALLENGER
-from verifier.models import PENDING, Slash, Validation
+from verifier.models import ABSTAINED, PENDING, Slash, Validation
+from verifier.validation import load_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +91,28 @@ def test_reorg_removes_the_vanished_branch_and_applies_the_new_one(chain: Chain)
 
     again = chain.watch()
     assert (again.added, again.removed) == (0, 0)
+
+
+def test_a_changed_or_withheld_record_is_judged_from_the_calldata(chain: Chain) -> None:
+    """openDispute carries the record's bytes: when the log's copy is changed after the dispute, the
+    validators load the chain's copy instead of abstaining; with neither, they abstain saying why."""
+    index = chain.log_and_anchor("withheld-0")
+    dispute_id, _ = chain.dispute(index)
+    with transaction(chain.recorder.sessions) as s:
+        row = s.scalars(select(RecordRow).where(RecordRow.log_index == index)).one()
+        digest, canonical = bytes(row.record_digest), bytes(row.canonical)
+        row.canonical = canonical.replace(b'"request_id":"withheld-0"', b'"request_id":"withheld-1"')
+    chain.watch()
+    with chain.recorder.sessions() as s:
+        ids = list(s.scalars(select(Validation.id).where(Validation.dispute_id == dispute_id)))
+        assert s.scalars(select(Dispute.record).where(Dispute.dispute_id == dispute_id)).one() == canonical
+    assert ids
+    jobs, ended = load_jobs(chain.recorder.sessions, ids)
+    assert ended == [] and len(jobs) == len(ids)
+    assert all(j.record.canonical_bytes() == canonical and j.digest == digest for j in jobs)
+
+    with transaction(chain.recorder.sessions) as s:  # a dispute synced without the calldata's copy
+        s.execute(update(Dispute).where(Dispute.dispute_id == dispute_id).values(record=None))
+    jobs, ended = load_jobs(chain.recorder.sessions, ids)
+    assert jobs == [] and {o.status for o in ended} == {ABSTAINED}
+    assert all(o.reason.startswith("recordDigest mismatch: the stored record hashes to") for o in ended)
