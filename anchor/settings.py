@@ -121,6 +121,14 @@ class Settings:
     stake_cache_seconds: float = 30.0
     """TOPLOC_AUDIT_STAKE_CACHE_SECONDS: how old a stake read from the chain may be; it adds to the
     exposure unbondingPeriod must cover (docs/contracts.md). Default 30"""
+    audit_rate: float = 0.05
+    """TOPLOC_AUDIT_AUDIT_RATE: share of anchored entries `toploc-audit audit` checks (0..1). Default 0.05"""
+    audit_delay_blocks: int = 2
+    """TOPLOC_AUDIT_AUDIT_DELAY_BLOCKS: the auditor's seed is the hash of the block this many blocks after
+    the one that anchored a checkpoint. Default 2"""
+    audit_max_open: int = 10
+    """TOPLOC_AUDIT_AUDIT_MAX_OPEN: most disputes the auditor keeps open at once (its bond budget: that
+    many bonds locked); failing entries beyond it are reported, not disputed. Default 10"""
     validation_mode: str = "auto"
     """TOPLOC_AUDIT_VALIDATION_MODE: how a worker loads models: `reference` (float32 plus a copy in the
     claimed dtype: 6 bytes per parameter, the finer checks), `claimed` (the records' dtype only: 2 bytes
@@ -159,6 +167,9 @@ class Settings:
             record_max_bytes=_number(env, "TOPLOC_AUDIT_RECORD_MAX_BYTES", 4 << 20, int, 1024),
             record_allow_engine=_flag(env, "TOPLOC_AUDIT_RECORD_ALLOW_ENGINE"),
             stake_check=_flag(env, "TOPLOC_AUDIT_STAKE_CHECK", default=True),
+            audit_rate=_number(env, "TOPLOC_AUDIT_AUDIT_RATE", 0.05, float, 0),
+            audit_delay_blocks=_number(env, "TOPLOC_AUDIT_AUDIT_DELAY_BLOCKS", 2, int, 1),
+            audit_max_open=_number(env, "TOPLOC_AUDIT_AUDIT_MAX_OPEN", 10, int, 0),
             stake_cache_seconds=_number(env, "TOPLOC_AUDIT_STAKE_CACHE_SECONDS", 30.0, float, 0),
             **_verifier_settings(env, home),
         )

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "contracts": ("toploc_audit.commands.contracts", "contracts", "Build and check the Solidity contracts."),
     "chain": ("toploc_audit.commands.chain", "chain", "Run a local chain; deploy the contract."),
     "stake": ("toploc_audit.commands.stakes", "stake", "Stake as a provider or validator."),
+    "audit": ("toploc_audit.commands.audit", "audit", "Check random anchored entries; dispute failures."),
     "unstake": ("toploc_audit.commands.stakes", "unstake", "Start unbonding stake."),
     "withdraw": ("toploc_audit.commands.stakes", "withdraw", "Take matured stake and credits."),
     "balance": ("toploc_audit.commands.stakes", "balance", "Show an account's stake and credits."),
