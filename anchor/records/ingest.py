@@ -43,7 +43,7 @@ from anchor.leaf import leaf_hash
 from anchor.log.store import LogStore
 from anchor.receipts import Receipt
 from anchor.records.eip712 import Domain, recover_address
-from anchor.records.record import VERSION, Record
+from anchor.records.record import VERSION, Record, check_proof_values
 from anchor.records.registry import hash_api_key, model_limits
 
 MAX_BATCH = 10_000
@@ -106,6 +106,8 @@ class RecordPolicy:
                 f"version {record.version} is no longer accepted (at least {self.min_version}, which binds "
                 "the decoding)",
             )
+        if record.version == 1:  # its parser keeps the old, lenient rule for records already logged
+            check_proof_values(record.proofs, record.toploc.topk, f"{prefix}record.proofs")
         tokens = len(record.prompt_tokens) + len(record.output_tokens)
         if tokens > self.max_tokens:
             raise InputError(

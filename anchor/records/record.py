@@ -442,9 +442,10 @@ def _tokens(value: Any, field: str) -> tuple[int, ...]:
 def _proofs(
     value: Any, field: str, output_len: int, topk: int, dbs: int, dtype: str, strict: bool
 ) -> tuple[bytes, ...]:
-    """The proofs' shape always; with `strict` (version 2) also their values, which a validator would
-    refuse. Version 1 records keep their old rule (modulus >= 1, any coefficient) so that one already
-    logged still parses and a validator judges its proofs malformed: fraud, as before."""
+    """The proofs' shape always; with `strict` (version 2) also their values (check_proof_values).
+    Version 1 records keep their old parse rule (modulus >= 1, any coefficient) so that one already
+    logged still parses and a validator judges its proofs malformed: fraud, as before; the recorder
+    applies the values check to new version 1 records (RecordPolicy)."""
     if not isinstance(value, list):
         raise InputError(field, f"must be an array of base64 strings, got {_kind(value)}")
     want = proof_count(output_len, dbs)
@@ -470,23 +471,27 @@ def _proofs(
         if binascii.b2a_base64(raw, newline=False) != s.encode("ascii"):
             raise InputError(f"{field}[{i}]", "is not canonical base64 (standard alphabet, padded)")
         modulus = int.from_bytes(raw[:2], "big")
-        # 0 is the reference prover's "null proof" after a failed build; below topk, k indices cannot
-        # have k distinct residues, so no honest prover makes it (and no validator could verify it).
-        low = topk if strict else 1
-        if not low <= modulus <= MAX_MODULUS:
-            bound = f"topk {topk}" if strict else "1"
-            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [{bound}, {MAX_MODULUS}]")
+        if not 1 <= modulus <= MAX_MODULUS:  # 0: the reference prover's "null proof" after a failed build
+            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [1, {MAX_MODULUS}]")
         out.append(raw)
-    if not strict:
-        return tuple(out)
-    # Coefficients are elements of GF(65497): a validator refuses any other, so the recorder does.
-    coefficients = np.frombuffer(b"".join(raw[2:] for raw in out), dtype=">u2")
+    if strict:
+        check_proof_values(out, topk, field)
+    return tuple(out)
+
+
+def check_proof_values(proofs: Sequence[bytes], topk: int, field: str = "record.proofs") -> None:
+    """Raise InputError unless every proof (of one record, well-formed) could be verified: its modulus
+    at least topk (below it, k indices cannot have k distinct residues, so no honest prover makes one
+    and no validator could check it) and every coefficient an element of GF(65497)."""
+    for i, raw in enumerate(proofs):
+        modulus = int.from_bytes(raw[:2], "big")
+        if not topk <= modulus <= MAX_MODULUS:
+            raise InputError(f"{field}[{i}]", f"modulus {modulus} is outside [topk {topk}, {MAX_MODULUS}]")
+    coefficients = np.frombuffer(b"".join(raw[2:] for raw in proofs), dtype=">u2")
     if coefficients.size and int(coefficients.max()) >= MAX_MODULUS:
         flat = int(np.argmax(coefficients >= MAX_MODULUS))
-        per_proof = (size - 2) // 2
-        proof, position = divmod(flat, per_proof)
+        proof, position = divmod(flat, (len(proofs[0]) - 2) // 2)
         raise InputError(
             f"{field}[{proof}]",
             f"coefficient {position} is {int(coefficients[flat])}, want 0 <= c < {MAX_MODULUS}",
         )
-    return tuple(out)

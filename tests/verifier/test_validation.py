@@ -22,6 +22,7 @@ from anchor.db import make_engine, session_factory, transaction
 from anchor.db.models import Dispute
 from anchor.db.models import Record as RecordRow
 from anchor.errors import InputError
+from anchor.leaf import leaf_hash
 from anchor.records import Record, Sampling
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, RecordPolicy, Submission
@@ -52,19 +53,26 @@ def records(tiny: Any) -> list[Record]:
     return [*honest, replace(honest[0], output_tokens=tuple(output), request_id="v-changed")]
 
 
+def _entry(record: Record) -> dict[str, Any]:
+    return signed_entry(record, PROVIDER.key, DOMAIN)
+
+
+def _unchecked(record: Record) -> Submission:
+    digest = record.digest()
+    signature = bytes.fromhex(_entry(record)["signature"][2:])
+    return Submission(record, signature, digest, "", leaf_hash(bytes.fromhex(PROVIDER.address[2:]), digest))
+
+
 @dataclass
 class Db:
     sessions: sessionmaker[Session]
     store: ModelStore
 
-    def add(
-        self, records: list[Record], validator: str = ME, policy: RecordPolicy | None = None
-    ) -> list[int]:
-        """Log each record, store a dispute of it and a pending validation; the validation ids."""
+    def add(self, records: list[Record], validator: str = ME, unchecked: bool = False) -> list[int]:
+        """Log each record, store a dispute of it and a pending validation; the validation ids.
+        `unchecked`: logged as a recorder that did not check them would have (no parse, no policy)."""
         recorder = Recorder(self.sessions, DOMAIN, keys.PrivateKey(OPERATOR.key), 3600)
-        subs = [
-            Submission.from_json(signed_entry(r, PROVIDER.key, DOMAIN), DOMAIN, "", policy) for r in records
-        ]
+        subs = [_unchecked(r) if unchecked else Submission.from_json(_entry(r), DOMAIN) for r in records]
         accepted = recorder.submit(subs)
         ids = []
         with transaction(self.sessions) as s:
@@ -232,7 +240,11 @@ def test_a_record_without_a_verifiable_proof_is_refused_or_fraud(db: Db, records
     def v1(record: Record) -> Record:
         return replace(record, version=1, decode=None, stop_reason=None, sampling=Sampling(max_new_tokens=20))
 
-    ids = db.add([v1(records[0]), v1(broken)], policy=RecordPolicy(min_version=1))
+    # A recorder that accepts version 1 refuses it too (its parser alone is lenient, for logged records).
+    with pytest.raises(InputError) as refused:
+        Submission.from_json(_entry(v1(broken)), DOMAIN, "", RecordPolicy(min_version=1))
+    assert str(refused.value) == "record.proofs[1]: coefficient 0 is 65535, want 0 <= c < 65497"
+    ids = db.add([v1(records[0]), v1(broken)], unchecked=True)  # logged before the check existed
     db.pipeline().run(ids[0], "task-1")
     good, bad = db.rows(ids)
     assert (good.status, good.fraud) == (VALIDATED, False)  # the rest of the batch is still judged
