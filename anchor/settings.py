@@ -110,8 +110,10 @@ class Settings:
     decode spec, so its tokens cannot be replayed. Default 2"""
     record_max_tokens: int = 32768
     """TOPLOC_AUDIT_RECORD_MAX_TOKENS: most prompt + output tokens of one record. Default 32768"""
-    record_max_bytes: int = 4 << 20
-    """TOPLOC_AUDIT_RECORD_MAX_BYTES: most canonical bytes of one record. Default 4194304 (4 MiB)"""
+    record_max_bytes: int = 120 << 10
+    """TOPLOC_AUDIT_RECORD_MAX_BYTES: most canonical bytes of one record, at most 400000: openDispute
+    carries the record in its calldata, so a larger one could not be disputed. Default 122880 (120 KiB,
+    under the 128 KiB transaction size public nodes relay; a 4,096-token SmolLM2 record is 69 KB)"""
     record_allow_engine: bool = False
     """TOPLOC_AUDIT_RECORD_ALLOW_ENGINE: accept sampled records of the `engine` sampler (not replayable:
     a weak likelihood test only). Default false"""
@@ -164,7 +166,11 @@ class Settings:
             api_workers=_number(env, "TOPLOC_AUDIT_API_WORKERS", 1, int, 1),
             record_min_version=_number(env, "TOPLOC_AUDIT_RECORD_MIN_VERSION", 2, int, 1),
             record_max_tokens=_number(env, "TOPLOC_AUDIT_RECORD_MAX_TOKENS", 32768, int, 2),
-            record_max_bytes=_number(env, "TOPLOC_AUDIT_RECORD_MAX_BYTES", 4 << 20, int, 1024),
+            record_max_bytes=_at_most(
+                "TOPLOC_AUDIT_RECORD_MAX_BYTES",
+                _number(env, "TOPLOC_AUDIT_RECORD_MAX_BYTES", 120 << 10, int, 1024),
+                400_000,  # anchor.records.ingest.MAX_RECORD_BYTES: what one openDispute can carry
+            ),
             record_allow_engine=_flag(env, "TOPLOC_AUDIT_RECORD_ALLOW_ENGINE"),
             stake_check=_flag(env, "TOPLOC_AUDIT_STAKE_CHECK", default=True),
             audit_rate=_number(env, "TOPLOC_AUDIT_AUDIT_RATE", 0.05, float, 0),
@@ -219,6 +225,15 @@ def _number(env: Mapping[str, str], name: str, default: N, kind: type[N], minimu
         raise InputError(name, f"{raw!r} is not a{'n integer' if kind is int else ' number'}") from None
     if value < minimum:
         raise InputError(name, f"{value} is below the minimum {minimum}")
+    return value
+
+
+def _at_most(name: str, value: N, maximum: N) -> N:
+    """`value` (parsed from `name`) unless it exceeds `maximum`: an InputError naming the variable."""
+    from anchor.errors import InputError
+
+    if value > maximum:
+        raise InputError(name, f"{value} is above the maximum {maximum}")
     return value
 
 

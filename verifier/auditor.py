@@ -25,8 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from anchor.chain.client import ToplocAuditClient
+from anchor.chain.errors import ChainError
 from anchor.db.models import Anchor, Checkpoint
 from anchor.db.models import Record as RecordRow
+from anchor.errors import InputError
 from anchor.records import Record
 from verifier.disputes import file_dispute, plan_dispute
 from verifier.model_store import ModelStore
@@ -58,6 +60,27 @@ class AuditedCheckpoint:
     size: int
     seed_block: int
     entries: tuple[AuditedEntry, ...]
+
+
+def _dispute(
+    sessions: sessionmaker[Session],
+    client: ToplocAuditClient,
+    leaf_index: int,
+    reason: str,
+    may_dispute: Callable[[], bool],
+) -> AuditedEntry:
+    """A failed entry, disputed if the bond policy allows and the contract takes it. A refusal (already
+    disputed, window closed, too few validators) is reported, never fatal: the audit goes on."""
+    if not may_dispute():
+        return AuditedEntry(leaf_index, True, f"not disputed (bond budget): {reason}")
+    try:
+        with sessions() as s:
+            plan = plan_dispute(s, client, str(leaf_index))
+        dispute_id = file_dispute(client, plan).dispute_id
+    except (InputError, ChainError) as exc:
+        return AuditedEntry(leaf_index, True, f"not disputed ({exc}): {reason}")
+    log.info("entry %d failed (%s): dispute %d filed", leaf_index, reason, dispute_id)
+    return AuditedEntry(leaf_index, True, f"dispute {dispute_id} filed: {reason}", dispute_id)
 
 
 def seed_of(client: ToplocAuditClient, anchored_block: int, delay: int) -> tuple[int, bytes] | None:
@@ -101,8 +124,15 @@ def audit_checkpoint(
     entries: list[AuditedEntry] = []
     by_model: dict[str, list[Job]] = {}
     for index in chosen:
+        if index not in rows:
+            entries.append(AuditedEntry(index, None, "the log has no such entry"))
+            continue
         canonical, digest = rows[index]
-        record = Record.from_canonical(canonical)
+        try:
+            record = Record.from_canonical(canonical)
+        except (InputError, ValueError) as exc:
+            entries.append(AuditedEntry(index, None, f"the stored record does not parse: {exc}"))
+            continue
         by_model.setdefault(record.model.fingerprint, []).append(Job(index, 0, "auditor", record, digest))
     for fingerprint, jobs in by_model.items():
         try:
@@ -119,13 +149,7 @@ def audit_checkpoint(
             if not report["fraud"]:
                 entries.append(AuditedEntry(job.validation_id, False, reason))
                 continue
-            dispute_id = None
-            if may_dispute():
-                with sessions() as s:
-                    plan = plan_dispute(s, client, str(job.validation_id))
-                dispute_id = file_dispute(client, plan).dispute_id
-                log.info("entry %d failed (%s): dispute %d filed", job.validation_id, reason, dispute_id)
-            entries.append(AuditedEntry(job.validation_id, True, reason, dispute_id))
+            entries.append(_dispute(sessions, client, job.validation_id, reason, may_dispute))
     entries.sort(key=lambda e: e.leaf_index)
     return AuditedCheckpoint(
         int(checkpoint.chain_checkpoint_id or 0), previous_size, checkpoint.size, seed_block, tuple(entries)

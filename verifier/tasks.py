@@ -22,6 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from anchor.chain.errors import ReceiptTimeout
 from anchor.db.engine import transaction
 from anchor.settings import Settings
 from verifier.celery_app import app
@@ -43,6 +44,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     InterfaceError,
     ReorgDuringSync,
     VoteNotMined,
+    ReceiptTimeout,  # a transaction sent, its receipt not seen yet (resolve, dispute filing)
 )
 
 

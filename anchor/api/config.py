@@ -44,14 +44,32 @@ class AppConfig:
 
 
 def provider_stakes(settings: Settings) -> Any:
-    """The deployment's ProviderStakes (anchor.chain.provider_stakes), read through its RPC URL."""
+    """The deployment's ProviderStakes (anchor.chain.provider_stakes), read through its RPC URL, after
+    checking that the contract's unbonding covers what this recorder's receipts promise: the chain must
+    answer when the recorder starts (later outages answer 503)."""
     from anchor.chain.client import ToplocAuditClient
     from anchor.chain.connection import connect
     from anchor.chain.deployment import Deployment
     from anchor.chain.provider_stakes import ProviderStakes
 
     deployment = Deployment.load(settings.deployment_file)
-    client = ToplocAuditClient(connect(settings.rpc_url or deployment.rpc_url), deployment.address)
+    w3 = connect(settings.rpc_url or deployment.rpc_url)
+    deployment.check_on_chain(w3)
+    client = ToplocAuditClient(w3, deployment.address)
+    p = client.parameters()
+    if settings.max_merge_delay > p.maxMergeDelay:
+        raise InputError(
+            "TOPLOC_AUDIT_MAX_MERGE_DELAY",
+            f"{settings.max_merge_delay} s is above the deployment's maxMergeDelay {p.maxMergeDelay} s: "
+            "receipts would promise anchoring later than the contract's unbonding period covers",
+        )
+    exposure = p.maxMergeDelay + p.disputeWindow + p.votingPeriod + settings.stake_cache_seconds
+    if p.unbondingPeriod <= exposure:
+        raise InputError(
+            "TOPLOC_AUDIT_STAKE_CACHE_SECONDS",
+            f"maxMergeDelay + disputeWindow + votingPeriod + {settings.stake_cache_seconds:g} s of stake "
+            f"cache is {exposure:g} s, not below the deployment's unbondingPeriod {p.unbondingPeriod} s",
+        )
     return ProviderStakes(client, settings.stake_cache_seconds)
 
 

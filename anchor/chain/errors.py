@@ -11,6 +11,10 @@ class ChainError(Error):
     """The node, the compiler or a transaction failed (not the caller's input)."""
 
 
+class ReceiptTimeout(ChainError):
+    """A sent transaction has no receipt yet (the node is slow or was unreachable): worth retrying."""
+
+
 class ContractRevert(ChainError):
     """The contract refused a call with a custom error: keeps its name and decoded arguments."""
 

@@ -23,7 +23,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from anchor.chain.errors import ChainError
+from anchor.chain.errors import ChainError, ReceiptTimeout
 from anchor.chain.revert import RevertDecoder
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -118,11 +118,13 @@ def receipt_of(w3: Web3, tx_hash: bytes) -> Any | None:
 
 
 def wait_for_receipt(w3: Web3, tx_hash: bytes, timeout: float = RECEIPT_TIMEOUT_S) -> Any:
-    """The receipt once mined; ChainError when none came within `timeout` seconds."""
+    """The receipt once mined; ReceiptTimeout when none came within `timeout` seconds."""
     try:
         return w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
     except Exception as exc:  # web3's TimeExhausted, or the node went away while waiting
-        raise ChainError(f"transaction 0x{tx_hash.hex()} has no receipt after {timeout:g} s: {exc}") from exc
+        raise ReceiptTimeout(
+            f"transaction 0x{tx_hash.hex()} has no receipt after {timeout:g} s: {exc}"
+        ) from exc
 
 
 def send_transaction(

@@ -76,17 +76,24 @@ class ConflictError(InputError):
     """The request id was already used for a different record (HTTP 409)."""
 
 
+MAX_RECORD_BYTES = 400_000
+"""The most record bytes one openDispute can carry: about 40 gas per byte of calldata (EIP-7623's
+floor) within one transaction's cap of 2^24 gas (EIP-7825). The default policy stays under 128 KiB,
+the transaction size public nodes relay."""
+
+
 @dataclass(frozen=True)
 class RecordPolicy:
     """What the recorder accepts beyond a record's own rules (settings: TOPLOC_AUDIT_RECORD_*).
 
     `min_version`: version 1 records bind no decode spec (their tokens cannot be replayed), so by
     default only version 2 is accepted; `max_tokens` bounds prompt + output tokens and `max_bytes` the
-    canonical bytes of one record (a validator must fit it in one prefill)."""
+    canonical bytes of one record: openDispute carries them in its calldata (about 40 gas a byte), so a
+    larger record could never be disputed on chain (MAX_RECORD_BYTES)."""
 
     min_version: int = VERSION
     max_tokens: int = 32768
-    max_bytes: int = 4 << 20
+    max_bytes: int = 120 << 10
     allow_engine: bool = False
     """Accept sampled records of the `engine` sampler, which validators cannot replay (only a weak
     likelihood test applies: docs/sampler.md). Off by default: a provider could otherwise opt out of
@@ -269,14 +276,15 @@ class Recorder:
 
     def _check_stakes(self, subs: Sequence[Submission], api_key: str | None) -> None:
         """Each provider's stake, read outside the log's transaction (it may ask the chain); the
-        registry is checked first so that its errors keep precedence."""
+        registry is checked first so that its errors keep precedence, and a record already logged is
+        answered with its receipt whatever the stake is now (a retry is not a new record)."""
         assert self.stake_problem is not None
         with self.sessions() as s:
-            self._providers(s, subs, api_key)
+            logged = self._existing(s, subs, self._providers(s, subs, api_key))
         checked: set[str] = set()
         for sub in subs:
             provider = sub.record.provider
-            if provider in checked:
+            if provider in checked or (provider, sub.record.request_id) in logged:
                 continue
             checked.add(provider)
             problem = self.stake_problem(provider)

@@ -67,6 +67,9 @@ def test_records_of_providers_without_stake_are_refused(audit: AuditChain, datab
             "records logged now could be disputed after its stake is gone"
         )
         assert _log_size(client) == 2
+        # A retry of a record logged while the stake stood still gets its receipt.
+        again = client.post("/v1/records", json=entry(make_record("s-1")))
+        assert again.status_code == 200 and again.json()["created"] is False, again.text
     app.state.engine.dispose()
 
 
@@ -87,7 +90,11 @@ def test_settings_turn_the_check_on_by_default_and_pass_the_record_policy(
     audit: AuditChain, tmp_path: Path
 ) -> None:
     audit.deployment.save(tmp_path / "deployment.json")
-    base = {"TOPLOC_AUDIT_HOME": str(tmp_path), "TOPLOC_AUDIT_LOG_KEY": LOG_KEY.to_hex()}
+    base = {
+        "TOPLOC_AUDIT_HOME": str(tmp_path),
+        "TOPLOC_AUDIT_LOG_KEY": LOG_KEY.to_hex(),
+        "TOPLOC_AUDIT_MAX_MERGE_DELAY": str(audit.parameters.maxMergeDelay),
+    }
     config = AppConfig.from_settings(Settings.from_env(base | {"TOPLOC_AUDIT_RECORD_ALLOW_ENGINE": "yes"}))
     assert config.policy.allow_engine  # was dropped before: the variable had no effect on the server
     assert config.stake_problem is not None and "no provider stake" in (config.stake_problem(PROVIDER) or "")
@@ -96,3 +103,12 @@ def test_settings_turn_the_check_on_by_default_and_pass_the_record_policy(
     with pytest.raises(InputError) as bad:
         Settings.from_env(base | {"TOPLOC_AUDIT_STAKE_CHECK": "maybe"})
     assert bad.value.field == "TOPLOC_AUDIT_STAKE_CHECK"
+    # Receipts promising later anchoring than the contract's unbonding covers: the recorder will not start.
+    late = base | {"TOPLOC_AUDIT_MAX_MERGE_DELAY": str(audit.parameters.maxMergeDelay + 1)}
+    with pytest.raises(InputError) as bad:
+        AppConfig.from_settings(Settings.from_env(late))
+    assert bad.value.field == "TOPLOC_AUDIT_MAX_MERGE_DELAY"
+    stale = base | {"TOPLOC_AUDIT_STAKE_CACHE_SECONDS": str(audit.parameters.unbondingPeriod)}
+    with pytest.raises(InputError) as bad:
+        AppConfig.from_settings(Settings.from_env(stale))
+    assert bad.value.field == "TOPLOC_AUDIT_STAKE_CACHE_SECONDS"

@@ -52,6 +52,7 @@ class Chain:
             TOPLOC_AUDIT_BROKER_URL=f"sqla+sqlite:///{self.home / 'broker.sqlite3'}",
             TOPLOC_AUDIT_VALIDATORS=",".join(v.address for v in VALIDATORS),
             TOPLOC_AUDIT_WATCH_CONFIRMATIONS="2",
+            TOPLOC_AUDIT_MAX_MERGE_DELAY=str(PARAMETERS.maxMergeDelay),  # what the deployment covers
         )
         env.update(extra)
         return env

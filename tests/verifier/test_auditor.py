@@ -62,13 +62,13 @@ def test_the_auditor_disputes_the_entries_that_fail(sqlite_chain: Chain, tiny: A
     # Rate 0 checks nothing; the cursor still moves past the checkpoint.
     quiet = _audit(chain, models, "--rate", "0")
     assert quiet.exit_code == 0, (quiet.output, quiet.exception)
-    assert "checkpoint 1 (entries 0-3, seed block" in quiet.output and "0 checked, 0 failed" in quiet.output
+    assert "checkpoint 1 (entries 0-3, seed block" in quiet.output and "0 selected, 0 failed" in quiet.output
     assert chain.client().dispute_count() == 0
     (chain.home / "auditor.json").unlink()
 
     result = _audit(chain, models, "--rate", "1")
     assert result.exit_code == 0, (result.output, result.exception)
-    assert "4 checked, 1 failed" in result.output
+    assert "4 selected, 1 failed" in result.output
     assert "entry 2: dispute 1 filed: chunk 1: " in result.output
     assert "sampler at output position 4: token" in result.output
     client = chain.client()
@@ -76,6 +76,15 @@ def test_the_auditor_disputes_the_entries_that_fail(sqlite_chain: Chain, tiny: A
     assert json.loads((chain.home / "auditor.json").read_text()) == {"checkpoint": 1}
     again = _audit(chain, models, "--rate", "1")  # nothing new to audit: no second dispute
     assert again.exit_code == 0 and client.dispute_count() == 1
+
+    # Audited again (a crash before the cursor was saved): the refusal is reported, the audit goes on.
+    (chain.home / "auditor.json").unlink()
+    redo = _audit(chain, models, "--rate", "1")
+    assert redo.exit_code == 0, (redo.output, redo.exception)
+    assert "entry 2: not disputed (record: entry 2 is already disputed (dispute 1))" in redo.output
+    (chain.home / "auditor.json").unlink()
+    broke = _audit(chain, models, "--rate", "1", "--max-open", "0")
+    assert "entry 2: not disputed (bond budget)" in broke.output and client.dispute_count() == 1
 
     bad = _audit(chain, models, "--rate", "1.5")
     assert bad.exception is not None and getattr(bad.exception, "field", None) == "rate"

@@ -65,8 +65,9 @@ def audit(
       toploc-audit audit --rate 0.05
       toploc-audit audit --rate 1 --once        # everything anchored so far
     """
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
+    from anchor.chain.client import Outcome
     from anchor.db import open_database
     from anchor.db.models import Checkpoint, Dispute
     from toploc_audit.contract_access import contract_client
@@ -85,23 +86,24 @@ def audit(
     store = ModelStore(settings.models_dir, mode=settings.validation_mode, memory=settings.validator_memory)
     cursor_path = _cursor_file(settings)
     cursor = _load_cursor(cursor_path)
-    with sessions() as s:
-        open_now = int(
-            s.scalar(select(func.count()).where(Dispute.challenger == me, Dispute.outcome == 0)) or 0
-        )
-    filed = 0
+    with sessions() as s:  # disputes this key opened earlier (as the watcher synced them)
+        mine = set(s.scalars(select(Dispute.dispute_id).where(Dispute.challenger == me)))
+    approved = 0  # disputes allowed during the current checkpoint, not yet in `mine`
 
     def may_dispute() -> bool:
-        nonlocal filed
-        if open_now + filed >= budget:
+        """The bond budget: fewer than `budget` of this key's disputes open on chain right now."""
+        nonlocal approved
+        still_open = sum(1 for d in mine if client.dispute(d).outcome == Outcome.OPEN)
+        if still_open + approved >= budget:
             return False
-        filed += 1
+        approved += 1
         return True
 
     click.echo(
         f"auditing as {me}: rate {rate:g}, seed {delay} blocks after anchoring, "
         f"{budget} open disputes at most"
     )
+    announced: set[int] = set()
     while True:
         with sessions() as s:
             todo = list(
@@ -116,24 +118,25 @@ def audit(
             previous = max((size for size in sizes.values() if size < checkpoint.size), default=0)
             result = audit_checkpoint(sessions, client, store, checkpoint, previous, rate, delay, may_dispute)
             if result is None:  # its seed block is not mined yet: later checkpoints wait too
-                click.echo(
-                    f"checkpoint {checkpoint.chain_checkpoint_id}: waiting for its seed block "
-                    f"({delay} after the anchoring one)"
-                )
+                if checkpoint.id not in announced:
+                    announced.add(checkpoint.id)
+                    click.echo(
+                        f"checkpoint {checkpoint.chain_checkpoint_id}: waiting for its seed block "
+                        f"({delay} after the anchoring one)"
+                    )
                 break
             frauds = [e for e in result.entries if e.fraud]
             unchecked = [e for e in result.entries if e.fraud is None]
             click.echo(
                 f"checkpoint {result.checkpoint_id} (entries {result.first}-{result.size - 1}, seed block "
-                f"{result.seed_block}): {len(result.entries)} checked, {len(frauds)} failed"
+                f"{result.seed_block}): {len(result.entries)} selected, {len(frauds)} failed"
                 + (f", {len(unchecked)} could not be checked" if unchecked else "")
             )
+            mine.update(e.dispute_id for e in result.entries if e.dispute_id is not None)
+            approved = 0
             for e in result.entries:
                 if e.fraud:
-                    filed_text = (
-                        f"dispute {e.dispute_id} filed" if e.dispute_id else "not disputed (bond budget)"
-                    )
-                    click.echo(f"  entry {e.leaf_index}: {filed_text}: {e.reason}")
+                    click.echo(f"  entry {e.leaf_index}: {e.reason}")
                 elif e.fraud is None:
                     click.echo(f"  entry {e.leaf_index}: could not check: {e.reason}")
             cursor = checkpoint.id

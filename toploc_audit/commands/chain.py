@@ -21,9 +21,13 @@ def chain() -> None:
 
 
 def _parameters(overrides: tuple[str, ...]) -> Any:
+    """The defaults, maxMergeDelay from TOPLOC_AUDIT_MAX_MERGE_DELAY (what this log's receipts promise:
+    the recorder refuses to start against a deployment that covers less), then `--set` overrides."""
     from anchor.chain.parameters import Parameters
+    from anchor.settings import Settings
 
-    return Parameters().with_overrides(list(overrides))
+    merge_delay = f"maxMergeDelay={Settings.from_env().max_merge_delay}"
+    return Parameters().with_overrides([merge_delay, *overrides])  # one validation: later ones win
 
 
 @chain.command()
