@@ -352,7 +352,8 @@ class _Run:
             record(fp32_generation, KINDS[4][0])
             # The prefill attack: text written without the model, then one prefill for the proofs.
             cheap = tokenizer(CHEAP_ANSWER)["input_ids"][: self.tokens]
-            cheap_spec = replace(spec, max_new_tokens=len(cheap))
+            # The honest reply's spec, resolved (the model's end-of-sequence ids), claimed for the cheap text.
+            cheap_spec = replace(honest_generations[0].spec, max_new_tokens=len(cheap))
             record(
                 tampering.prove_by_prefill(
                     bf16, prompt_ids(tokenizer, PROMPTS[4]), cheap, cheap_spec, "length"
