@@ -95,7 +95,7 @@ def plan_dispute(
     # 4. the window and earlier disputes
     parameters = client.parameters()
     window_ends = checkpoint.timestamp + parameters.disputeWindow
-    now = int(client.w3.eth.get_block("latest")["timestamp"])
+    now = client.chain_time()
     if now > window_ends:
         raise InputError(
             "record",

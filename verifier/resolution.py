@@ -47,7 +47,7 @@ def resolve_dispute(client: ToplocAuditClient, dispute_id: int) -> Resolved:
     dispute = client.dispute(dispute_id)
     if dispute.outcome != Outcome.OPEN:
         return Resolved(dispute_id, dispute.outcome, None)
-    now = int(client.w3.eth.get_block("latest")["timestamp"])
+    now = client.chain_time()
     votes = dispute.fraud_votes + dispute.honest_votes
     if not resolvable(len(dispute.committee), votes, dispute.deadline, now):
         return Resolved(dispute_id, Outcome.OPEN, None)

@@ -203,7 +203,7 @@ def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, valida
         _update(sessions, validation_id, status=CANCELLED, reason="not on the dispute's committee on chain")
         return CANCELLED
     dispute = client.dispute(dispute_id)
-    now = int(client.w3.eth.get_block("latest")["timestamp"])
+    now = client.chain_time()
     if dispute.outcome != Outcome.OPEN or now > dispute.deadline:
         why = "the dispute was resolved" if dispute.outcome != Outcome.OPEN else "voting closed"
         _update(sessions, validation_id, status=ABSTAINED, reason=f"{why} before the vote was sent")

@@ -328,6 +328,10 @@ class ToplocAuditClient:
     def withdraw_stake(self) -> Sent:
         return self.transact("withdrawStake")
 
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock every deadline of the contract is measured on."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
     def stake_of(self, account: str) -> StakeInfo:
         role, active, unbonding, ends, open_disputes = self.call("stakes", check_address("account", account))
         return StakeInfo(Role(role), int(active), int(unbonding), int(ends), int(open_disputes))

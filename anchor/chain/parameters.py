@@ -128,6 +128,14 @@ class Parameters:
         return replace(self, **changes)
 
 
+def parse_positive_amount(field: str, raw: str) -> int:
+    """parse_amount, and above zero (a stake, an unstake, a bond); InputError naming `field`."""
+    amount = parse_amount(field, raw)
+    if amount <= 0:
+        raise InputError(field, f"must be above zero, got {raw}")
+    return amount
+
+
 def parse_amount(field: str, raw: str) -> int:
     """An integer, or a decimal amount with a unit: `0.5ether`, `2gwei`, `100wei`. Raises InputError."""
     from decimal import Decimal, InvalidOperation

@@ -4,7 +4,6 @@ Anvil started by `chain up --detach`: a provider and a validator reach the contr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,10 @@ from anchor.chain.deployment import Deployment
 from anchor.chain.errors import ContractRevert
 from anchor.chain.parameters import ETHER
 from anchor.errors import InputError
+from tests.contracts.test_chain_cli import _invoke
 from toploc_audit.cli import cli
 
 PROVIDER, VALIDATOR = dev_account(5), dev_account(6)
-
-
-def _invoke(home: Path, *args: str) -> Result:
-    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("TOPLOC_AUDIT_")}
-    return CliRunner().invoke(cli, list(args), env={**unset, "TOPLOC_AUDIT_HOME": str(home)})
 
 
 def _ok(result: Result) -> str:

@@ -18,17 +18,6 @@ def _client(key_file: Path | None, need_key: bool = True) -> Any:
     return contract_client("challenger" if need_key else None, key_file)
 
 
-def _bond(value: str | None) -> int | None:
-    from anchor.chain.parameters import parse_amount
-
-    if value is None:
-        return None
-    amount = parse_amount("bond", value)
-    if amount <= 0:
-        raise InputError("bond", f"must be above zero, got {value}")
-    return amount
-
-
 @click.group()
 def dispute() -> None:
     """Dispute log entries on chain and follow their resolution."""
@@ -46,10 +35,11 @@ def file_cmd(record: str, bond: str | None, key_file: Path | None) -> None:
     """Dispute RECORD (log index or 0x recordDigest): build its inclusion proof from the database, check
     the dispute window, and send openDispute with the bond from the challenger's key. Prints the dispute
     id, the transaction and the committee."""
+    from anchor.chain.parameters import parse_positive_amount
     from anchor.db import open_database
     from verifier.disputes import file_dispute, plan_dispute
 
-    amount = _bond(bond)
+    amount = None if bond is None else parse_positive_amount("bond", bond)
     client = _client(key_file)
     sessions = open_database(Settings.from_env().database_url)
     with sessions() as s:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from anchor.chain.parameters import parse_positive_amount
 from anchor.errors import InputError
 
 _ROLE = click.option(
@@ -24,15 +25,6 @@ _KEY = click.option(
     help="A hex private key [default: the role's: TOPLOC_AUDIT_PROVIDER_KEY or <home>/provider.key; "
     "TOPLOC_AUDIT_VALIDATOR_KEY or the only key in <home>/validators/].",
 )
-
-
-def _amount(field: str, raw: str) -> int:
-    from anchor.chain.parameters import parse_amount
-
-    amount = parse_amount(field, raw)
-    if amount <= 0:
-        raise InputError(field, f"must be above zero, got {raw}")
-    return amount
 
 
 def _wei(amount: int) -> str:
@@ -61,7 +53,7 @@ def stake(amount: str, role: str, key_file: Path | None) -> None:
     from anchor.chain.client import Role
     from toploc_audit.contract_access import contract_client
 
-    wei = _amount("amount", amount)
+    wei = parse_positive_amount("amount", amount)
     client = contract_client(role, key_file)
     sent = client.stake(Role.PROVIDER if role == "provider" else Role.VALIDATOR, wei)
     info = client.stake_of(client.account.address)
@@ -92,7 +84,7 @@ def unstake(amount: str, role: str, key_file: Path | None) -> None:
             raise InputError("amount", f"{client.account.address} has no active stake")
         wei = active
     else:
-        wei = _amount("amount", amount)
+        wei = parse_positive_amount("amount", amount)
     sent = client.request_unstake(wei)
     ends = sent.event("UnstakeRequested")["unbondingEnds"]
     _sent(f"unbonding {_wei(wei)} of {client.account.address}", sent)
@@ -115,7 +107,7 @@ def withdraw(role: str, key_file: Path | None) -> None:
     client = contract_client(role, key_file)
     address = client.account.address
     info = client.stake_of(address)
-    now = int(client.w3.eth.get_block("latest")["timestamp"])
+    now = client.chain_time()
     if info.unbonding:
         if now < info.unbonding_ends:
             click.echo(f"{_wei(info.unbonding)} still unbonding until chain time {info.unbonding_ends}")
