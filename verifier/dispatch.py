@@ -3,18 +3,20 @@
 The database, not the broker, is the source of truth: a message is only a nudge. Every pass of the
 watcher (and the beat task) queues
 - a validation task for each validation that is pending (or whose claim lease ran out),
-- a vote task for each validated one not yet voted,
-unless one was queued less than TOPLOC_AUDIT_REQUEUE_SECONDS ago (`enqueued_at`), and a resolve task
-for each open dispute that can be resolved at chain time. A message lost with a broker restart, or never
-sent because the broker was down, is therefore sent again by a later pass; tasks are idempotent, so a
-duplicate does nothing.
+- a vote task for each one with a commit-reveal step left (validated, committing, committed,
+  revealing, abstaining),
+unless one was queued less than TOPLOC_AUDIT_REQUEUE_SECONDS ago (`enqueued_at`), and an advance task
+(draw or resolve, if the chain says it is due) for each open dispute, at once for those an event just
+moved. Committed votes are asked again every few seconds (the reveal phase opens with time). A message
+lost with a broker restart, or never sent because the broker was down, is therefore sent again by a
+later pass; tasks are idempotent, so a duplicate does nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from celery import Celery
@@ -25,21 +27,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from anchor.db.engine import transaction
 from anchor.settings import Settings
 from verifier.celery_app import chain_queue, validate_queue
-from verifier.models import CLAIMED, PENDING, VALIDATED, VOTING, Validation
-from verifier.resolution import due_for_resolution
+from verifier.models import CLAIMED, COMMITTED, PENDING, SENDING, Validation
+from verifier.resolution import open_disputes
 
 log = logging.getLogger("toploc_audit.dispatch")
 
 VALIDATE_TASK = "verifier.validate"
 VOTE_TASK = "verifier.vote"
-RESOLVE_TASK = "verifier.resolve"
+ADVANCE_TASK = "verifier.advance"
+COMMITTED_RECHECK_SECONDS = 5.0
+"""How often a committed vote asks whether the reveal phase has begun."""
 
 
 @dataclass
 class Dispatched:
     validations: int = 0
     votes: int = 0
-    resolutions: int = 0
+    advances: int = 0
     failed: int = 0
 
 
@@ -50,7 +54,7 @@ class Dispatcher:
         self.app = app
         self.sessions = sessions
         self.settings = settings
-        self._resolve_sent: dict[int, float] = {}
+        self._advance_sent: dict[int, float] = {}
 
     def _send(self, name: str, arg: int, queue: str) -> bool:
         # A fresh connection per message: a pooled one can be left broken by a broker restart (seen:
@@ -96,23 +100,29 @@ class Dispatcher:
             result.votes = len(sent)
         return result
 
-    def resolution(self, dispute_id: int, now: float | None = None) -> bool:
-        """Queue a resolve task, at most once per requeue interval per dispute (in this process)."""
+    def advance(self, dispute_id: int, now: float | None = None, force: bool = True) -> bool:
+        """Queue an advance task (draw or resolve); unless `force` (an event made a step due), at most
+        once per requeue interval per dispute (in this process)."""
         now = time.time() if now is None else now
-        last = self._resolve_sent.get(dispute_id)
-        if last is not None and now - last < self.settings.requeue_seconds:
+        last = self._advance_sent.get(dispute_id)
+        if not force and last is not None and now - last < self.settings.requeue_seconds:
             return False
-        if self._send(RESOLVE_TASK, dispute_id, chain_queue(self.settings)):
-            self._resolve_sent[dispute_id] = now
+        if self._send(ADVANCE_TASK, dispute_id, chain_queue(self.settings)):
+            self._advance_sent[dispute_id] = now
             return True
         return False
 
-    def due(self, chain_now: int | None, now: float | None = None) -> Dispatched:
+    def due(
+        self, chain_now: int | None, now: float | None = None, touched: Collection[int] = ()
+    ) -> Dispatched:
         """Queue everything due (see the module docstring). `chain_now`: the head block's timestamp;
-        None (the node is unreachable) skips resolutions."""
+        None (the node is unreachable) skips the disputes' steps. `touched`: disputes an event just
+        moved on."""
         now = time.time() if now is None else now
         stale = now - self.settings.requeue_seconds
         not_recent = or_(Validation.enqueued_at.is_(None), Validation.enqueued_at < stale)
+        waiting = now - min(self.settings.requeue_seconds, COMMITTED_RECHECK_SECONDS)
+        committed_not_recent = or_(Validation.enqueued_at.is_(None), Validation.enqueued_at < waiting)
         with self.sessions() as s:
             to_validate = s.execute(
                 select(Validation.id, Validation.validator)
@@ -127,14 +137,19 @@ class Dispatcher:
             ).all()
             to_vote = s.execute(
                 select(Validation.id, Validation.validator)
-                .where(not_recent, Validation.status.in_((VALIDATED, VOTING)))
+                .where(
+                    or_(
+                        not_recent & Validation.status.in_(SENDING),
+                        committed_not_recent & (Validation.status == COMMITTED),
+                    )
+                )
                 .order_by(Validation.id)
             ).all()
-            to_resolve = [] if chain_now is None else due_for_resolution(s, chain_now)
+            to_advance = [] if chain_now is None else open_disputes(s)
         result = self.validations([(i, v) for i, v in to_validate], now)
         votes = self.votes([(i, v) for i, v in to_vote], now)
         result.votes, result.failed = votes.votes, result.failed + votes.failed
-        for dispute_id in to_resolve:
-            if self.resolution(dispute_id, now):
-                result.resolutions += 1
+        for dispute_id in to_advance:
+            if self.advance(dispute_id, now, force=dispute_id in touched):
+                result.advances += 1
         return result

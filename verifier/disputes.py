@@ -48,8 +48,8 @@ class Filed:
     dispute_id: int
     tx_hash: str
     block_number: int
-    committee: tuple[str, ...]
-    deadline: int
+    draw_block: int
+    """The first block whose prevrandao may draw the committee (anyone may send draw from then)."""
 
 
 def plan_dispute(
@@ -150,6 +150,5 @@ def file_dispute(client: ToplocAuditClient, plan: DisputePlan) -> Filed:
         dispute_id=int(opened["disputeId"]),
         tx_hash=sent.tx_hash,
         block_number=sent.block_number,
-        committee=tuple(str(m) for m in opened["committee"]),
-        deadline=int(opened["deadline"]),
+        draw_block=int(opened["drawBlock"]),
     )

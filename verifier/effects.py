@@ -4,11 +4,17 @@
 leaves one row (every table is keyed on the event or the dispute), and reverting an event that left
 nothing changes nothing. Events not listed here are kept only as raw rows in chain_events.
 
-- DisputeOpened: a disputes row (with the record's bytes from the openDispute calldata), and a pending
-  validation per committee member this deployment runs;
-  reverted: the dispute and its votes deleted, unfinished validations cancelled.
-- VerdictSubmitted: a votes row, our validation voted; reverted: the vote deleted, our validation back
-  to validated (the vote task sends the stored transaction again).
+- DisputeOpened: a disputes row (with the record's bytes from the openDispute calldata), no committee
+  yet; reverted: the dispute and its votes deleted, unfinished validations cancelled.
+- CommitteeDrawn: the round's members join disputes.committee, the deadline becomes the round's reveal
+  deadline, and each member this deployment runs gets a pending validation; reverted: those members
+  leave the committee and their validations are cancelled.
+- VoteCommitted: our committed validations of the dispute are queued again (the reveal phase may have
+  begun); nothing to revert.
+- VoteRevealed: a votes row, our validation voted; reverted: the vote deleted, our validation back
+  to committed (the vote task sends the stored reveal again).
+- VoteAbstained: our validation abstained; reverted: back to abstaining (the stored abstention is sent
+  again).
 - DisputeResolved: disputes.outcome, our unfinished validations abstained; reverted: outcome open.
 - Credited / Slashed: a payouts / slashes row; reverted: the row deleted.
 """
@@ -31,10 +37,11 @@ from anchor.records import Record as RecordModel
 from verifier.events import ChainLog
 from verifier.models import (
     ABSTAINED,
+    ABSTAINING,
     CANCELLED,
+    COMMITTED,
     FINAL,
     PENDING,
-    VALIDATED,
     VOTED,
     Slash,
     Validation,
@@ -49,8 +56,8 @@ class Changes:
     """Validation ids that became pending (queue a validation task for each)."""
     revote: list[int] = field(default_factory=list)
     """Validation ids whose vote a reorg removed (queue a vote task for each)."""
-    voted_disputes: set[int] = field(default_factory=set)
-    """Contract dispute ids that received a vote (maybe resolvable now)."""
+    touched_disputes: set[int] = field(default_factory=set)
+    """Contract dispute ids an event moved on (maybe drawable or resolvable now)."""
 
 
 def _hash(value: str) -> bytes:
@@ -67,7 +74,14 @@ def apply(session: Session, log: ChainLog, validators: Collection[str], changes:
     match log.name:
         case "DisputeOpened":
             _open(session, log, validators, changes)
-        case "VerdictSubmitted":
+        case "CommitteeDrawn":
+            _drawn(session, log, validators, changes)
+        case "VoteCommitted":
+            for waiting in _validations(session, int(a["disputeId"])):
+                if waiting.status == COMMITTED:
+                    waiting.enqueued_at = None  # the reveal phase begins once every member has committed
+            changes.touched_disputes.add(int(a["disputeId"]))
+        case "VoteRevealed":
             d = _dispute(session, int(a["disputeId"]))
             if d is None:
                 return  # its dispute is not synced (before the watcher's first block): nothing to attach
@@ -90,7 +104,15 @@ def apply(session: Session, log: ChainLog, validators: Collection[str], changes:
             if v is not None:
                 v.status, v.vote_tx_hash, v.vote_block = VOTED, log.tx_hash, log.block_number
                 v.updated_at = int(time.time())
-            changes.voted_disputes.add(d.dispute_id)
+            changes.touched_disputes.add(d.dispute_id)
+        case "VoteAbstained":
+            v = _validation(session, int(a["disputeId"]), to_checksum_address(a["validator"]))
+            if v is not None and v.status not in FINAL:
+                v.status, v.commit_tx_hash, v.commit_block = ABSTAINED, log.tx_hash, log.block_number
+                v.updated_at = int(time.time())
+            changes.touched_disputes.add(int(a["disputeId"]))
+        case "DisputeAppealed":
+            changes.touched_disputes.add(int(a["disputeId"]))
         case "DisputeResolved":
             d = _dispute(session, int(a["disputeId"]))
             if d is None:
@@ -116,12 +138,25 @@ def revert(session: Session, log: ChainLog, changes: Changes) -> None:
             if d is not None and d.opened_tx == log.tx_hash:
                 session.execute(delete(Vote).where(Vote.dispute_id == d.id))
                 session.delete(d)
-                for v in _validations(session, int(a["disputeId"])):
-                    if v.status != CANCELLED:
-                        v.status, v.reason = CANCELLED, "the dispute was removed by a chain reorganisation"
-                        v.claimed_by = None
-                        v.updated_at = int(time.time())
-        case "VerdictSubmitted":
+                for gone in _validations(session, int(a["disputeId"])):
+                    if gone.status != CANCELLED:
+                        gone.status, gone.reason = (
+                            CANCELLED,
+                            "the dispute was removed by a chain reorganisation",
+                        )
+                        gone.claimed_by = None
+                        gone.updated_at = int(time.time())
+        case "CommitteeDrawn":
+            d = _dispute(session, int(a["disputeId"]))
+            members = [to_checksum_address(m) for m in a["committee"]]
+            if d is not None:
+                d.committee = [m for m in d.committee if m not in members]
+            for drawn in _validations(session, int(a["disputeId"])):
+                if drawn.validator in members and drawn.status != CANCELLED:
+                    drawn.status, drawn.reason = CANCELLED, "the draw was removed by a chain reorganisation"
+                    drawn.claimed_by = None
+                    drawn.updated_at = int(time.time())
+        case "VoteRevealed":
             d = _dispute(session, int(a["disputeId"]))
             validator = to_checksum_address(a["validator"])
             if d is not None:
@@ -132,8 +167,14 @@ def revert(session: Session, log: ChainLog, changes: Changes) -> None:
                 )
             v = _validation(session, int(a["disputeId"]), validator)
             if v is not None and v.status == VOTED and v.vote_tx_hash == log.tx_hash:
-                # The signed vote stays stored: the vote task sends the same bytes again.
-                v.status, v.vote_block, v.enqueued_at = VALIDATED, None, None
+                # The signed reveal stays stored: the vote task sends the same bytes again.
+                v.status, v.vote_block, v.enqueued_at = COMMITTED, None, None
+                v.updated_at = int(time.time())
+                changes.revote.append(v.id)
+        case "VoteAbstained":
+            v = _validation(session, int(a["disputeId"]), to_checksum_address(a["validator"]))
+            if v is not None and v.status == ABSTAINED and v.commit_tx_hash == log.tx_hash:
+                v.status, v.commit_block, v.enqueued_at = ABSTAINING, None, None
                 v.updated_at = int(time.time())
                 changes.revote.append(v.id)
         case "DisputeResolved":
@@ -153,7 +194,7 @@ def _open(session: Session, log: ChainLog, validators: Collection[str], changes:
     digest = _hash(a["recordDigest"])
     record = session.scalars(select(RecordRow).where(RecordRow.log_index == leaf_index)).first()
     # Linked only when the log holds exactly the record the challenger named; otherwise the validators
-    # cannot check it and abstain (validation.py says why).
+    # judge the calldata's copy, or abstain (validation.py says why).
     record_id = record.id if record is not None and record.record_digest == digest else None
     d = _dispute(session, dispute_id)
     if d is None:
@@ -162,16 +203,28 @@ def _open(session: Session, log: ChainLog, validators: Collection[str], changes:
     d.leaf_index, d.record_id = leaf_index, record_id
     d.provider, d.challenger = to_checksum_address(a["provider"]), to_checksum_address(a["challenger"])
     d.record_digest, d.bond = digest, int(a["bond"])
-    d.committee = [to_checksum_address(m) for m in a["committee"]]
-    d.deadline, d.outcome = int(a["deadline"]), 0
+    d.committee, d.deadline, d.outcome = [], 0, 0
     d.opened_tx, d.opened_block, d.record = log.tx_hash, log.block_number, log.record
     d.resolved_tx = d.resolved_block = None
-    now = int(time.time())
-    if record_id is not None and record is not None:
-        fingerprint: str | None = record.model.fingerprint
+    changes.touched_disputes.add(dispute_id)
+
+
+def _drawn(session: Session, log: ChainLog, validators: Collection[str], changes: Changes) -> None:
+    a = log.args
+    dispute_id, round_ = int(a["disputeId"]), int(a["round"])
+    d = _dispute(session, dispute_id)
+    if d is None:
+        return  # its dispute is not synced (before the watcher's first block)
+    members = [to_checksum_address(m) for m in a["committee"]]
+    d.committee = [*[m for m in d.committee if m not in members], *members]
+    d.deadline = int(a["revealDeadline"])
+    if d.record_id is not None:
+        record = session.get(RecordRow, d.record_id)
+        fingerprint: str | None = None if record is None else record.model.fingerprint
     else:  # the log lacks the record or holds other bytes: the chain's copy names the model
-        fingerprint = _calldata_model(log.record)
-    for member in d.committee:
+        fingerprint = _calldata_model(d.record)
+    now = int(time.time())
+    for member in members:
         if member.lower() not in validators:
             continue
         v = _validation(session, dispute_id, member)
@@ -183,12 +236,19 @@ def _open(session: Session, log: ChainLog, validators: Collection[str], changes:
         elif v.status != CANCELLED:
             continue  # already known (the same event applied again)
         else:
-            # Opened again on the new branch of a reorg, maybe for another record: start afresh. A vote
-            # signed for the old branch, if it is ever mined, reverts (the contract's check).
+            # Drawn again on the new branch of a reorg, maybe for another record: start afresh. A
+            # transaction signed for the old branch, if it is ever mined, reverts (the contract's check).
             _reset(v)
-        v.record_id, v.model_fingerprint, v.reason, v.updated_at = record_id, fingerprint, None, now
+        v.round, v.record_id, v.model_fingerprint, v.reason, v.updated_at = (
+            round_,
+            d.record_id,
+            fingerprint,
+            None,
+            now,
+        )
         session.flush()
         changes.new_validations.append(v.id)
+    changes.touched_disputes.add(dispute_id)
 
 
 def _calldata_model(record: bytes | None) -> str | None:
@@ -205,6 +265,7 @@ def _calldata_model(record: bytes | None) -> str | None:
 def _reset(v: Validation) -> None:
     v.status, v.attempts, v.claimed_by, v.lease_until, v.enqueued_at = PENDING, 0, None, None, None
     v.fraud = v.evidence_hash = v.report = None
+    v.commit_tx_hash = v.commit_raw_tx = v.commit_nonce = v.commit_block = None
     v.vote_tx_hash = v.vote_raw_tx = v.vote_nonce = v.vote_block = None
 
 

@@ -5,13 +5,17 @@ Disputes, votes and payouts are anchor's tables (anchor.db.models), filled by th
 
 A validation moves through these states (the task that owns each step is in verifier/tasks.py):
 
-    pending -> claimed -> validated -> voting -> voted
-                  \\-> abstained (could not check: model missing, crash, time limit; never a fraud vote)
-    cancelled: the dispute vanished in a reorg, or was resolved before this validator could act
+    pending -> claimed -> validated -> committing -> committed -> revealing -> voted
+                  \\-> abstaining (could not check: model missing, crash, time limit; never a fraud
+                                 vote) -> abstained (abstain sent on chain, or too late to)
+    cancelled: the dispute vanished in a reorg, or this validator is not on its committee
 
-`report` holds the canonical JSON of the per-chunk report and `evidence_hash` its SHA-256, the hash the
-vote carries on chain. The vote transaction is stored signed before it is broadcast, so a restart sends
-the same bytes again (one nonce: at most one vote can ever be mined; the contract refuses a second).
+`report` holds the canonical JSON of the per-chunk report (or of the reason to abstain) and
+`evidence_hash` its SHA-256, the hash the reveal (or abstention) binds on chain; the recorder's API
+serves the report by that hash. Each transaction (commit or abstention in commit_*, reveal in vote_*)
+is stored signed before it is broadcast, so a restart sends the same bytes again (one nonce: at most
+one can be mined; the contract refuses a second). The commitment's salt is derived from the
+validator's key and the dispute (verifier/verdicts.py), so nothing secret is stored.
 """
 
 from __future__ import annotations
@@ -35,12 +39,28 @@ from anchor.db.models import ADDRESS, HASH, AccountEvent, Base, account_event_in
 PENDING = "pending"
 CLAIMED = "claimed"
 VALIDATED = "validated"
-VOTING = "voting"
+COMMITTING = "committing"
+COMMITTED = "committed"
+REVEALING = "revealing"
 VOTED = "voted"
+ABSTAINING = "abstaining"
 ABSTAINED = "abstained"
 CANCELLED = "cancelled"
-STATUSES = (PENDING, CLAIMED, VALIDATED, VOTING, VOTED, ABSTAINED, CANCELLED)
+STATUSES = (
+    PENDING,
+    CLAIMED,
+    VALIDATED,
+    COMMITTING,
+    COMMITTED,
+    REVEALING,
+    VOTED,
+    ABSTAINING,
+    ABSTAINED,
+    CANCELLED,
+)
 FINAL = (VOTED, ABSTAINED, CANCELLED)
+SENDING = (VALIDATED, COMMITTING, COMMITTED, REVEALING, ABSTAINING)
+"""Statuses the vote task moves on (verifier/verdicts.py)."""
 
 
 class Validation(Base):
@@ -54,6 +74,8 @@ class Validation(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     dispute_id: Mapped[int] = mapped_column(BigInteger, index=True)
     """The contract's dispute id (not disputes.id: a reorg may delete and re-create that row)."""
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The round whose committee drew this validator (a validator sits on one round per dispute)."""
     validator: Mapped[str] = mapped_column(ADDRESS)
     status: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"), nullable=True)
@@ -71,6 +93,10 @@ class Validation(Base):
     report: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Why it abstained or was cancelled, or the last transient error."""
+    commit_tx_hash: Mapped[bytes | None] = mapped_column(HASH, nullable=True)
+    commit_raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    commit_nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    commit_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     vote_tx_hash: Mapped[bytes | None] = mapped_column(HASH, nullable=True)
     vote_raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     vote_nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,60 +1,60 @@
-"""Resolving disputes: anyone may call resolve once every committee member voted or the deadline passed.
+"""Moving disputes along: anyone may draw a committee once its draw block is reached, and resolve a
+dispute once its last round is over and can no longer be appealed.
 
-The contract pays out (credits) and slashes; the watcher copies those events into payouts and slashes.
-Resolving twice cannot happen: the second call's simulation reverts with DisputeGameNotOpen and nothing
-is sent, which counts as done.
+`advance_dispute` asks the chain for the phase and sends at most one transaction; the watcher copies
+the events (CommitteeDrawn, DisputeResolved, Credited, Slashed) into the database. Doing a step twice
+cannot happen: the second call's simulation reverts with DisputeGameWrongPhase and nothing is sent,
+which counts as done.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from anchor.chain.client import Outcome, ToplocAuditClient
+from anchor.chain.client import Outcome, Phase, ToplocAuditClient
 from anchor.chain.errors import ContractRevert
-from anchor.db.models import Dispute, Vote
+from anchor.db.models import Dispute
 
 
 @dataclass(frozen=True)
-class Resolved:
+class Advanced:
     dispute_id: int
-    outcome: Outcome
-    tx_hash: str | None
-    """None when nothing was sent: already resolved, or not resolvable yet."""
+    phase: Phase
+    """The phase the step was taken in (or found in, when nothing was sent)."""
+    action: str | None
+    """"draw", "resolve", or None when nothing was sent."""
+    tx_hash: str | None = None
+    outcome: Outcome = Outcome.OPEN
 
 
-def resolvable(committee_size: int, votes: int, deadline: int, now: int) -> bool:
-    """The contract's rule: every member voted, or the deadline is past (chain time)."""
-    return votes >= committee_size or now > deadline
+def open_disputes(session: Session) -> list[int]:
+    """Contract ids of the disputes the database says are open."""
+    rows = session.scalars(
+        select(Dispute.dispute_id).where(Dispute.outcome == int(Outcome.OPEN)).order_by(Dispute.dispute_id)
+    )
+    return [int(d) for d in rows]
 
 
-def due_for_resolution(session: Session, now: int) -> list[int]:
-    """Contract ids of open disputes the database says can be resolved at chain time `now`."""
-    votes = select(Vote.dispute_id, func.count().label("n")).group_by(Vote.dispute_id).subquery("vote_counts")
-    rows = session.execute(
-        select(Dispute.dispute_id, Dispute.committee, Dispute.deadline, func.coalesce(votes.c.n, 0))
-        .outerjoin(votes, votes.c.dispute_id == Dispute.id)
-        .where(Dispute.outcome == int(Outcome.OPEN))
-        .order_by(Dispute.dispute_id)
-    ).all()
-    return [int(d) for d, committee, deadline, n in rows if resolvable(len(committee), int(n), deadline, now)]
-
-
-def resolve_dispute(client: ToplocAuditClient, dispute_id: int) -> Resolved:
-    """Sends resolve(disputeId) if the chain says it is open and resolvable; otherwise sends nothing."""
-    dispute = client.dispute(dispute_id)
-    if dispute.outcome != Outcome.OPEN:
-        return Resolved(dispute_id, dispute.outcome, None)
-    now = client.chain_time()
-    votes = dispute.fraud_votes + dispute.honest_votes
-    if not resolvable(len(dispute.committee), votes, dispute.deadline, now):
-        return Resolved(dispute_id, Outcome.OPEN, None)
+def advance_dispute(client: ToplocAuditClient, dispute_id: int) -> Advanced:
+    """Draws or resolves `dispute_id` if the chain says that is due now; otherwise sends nothing."""
+    phase = client.phase(dispute_id)
     try:
-        sent = client.resolve(dispute_id)
+        if phase == Phase.DRAW:
+            draw_block = client.current_round(dispute_id).draw_block
+            if int(client.w3.eth.block_number) + 1 < draw_block:
+                return Advanced(dispute_id, phase, None)
+            sent = client.draw(dispute_id)
+            return Advanced(dispute_id, phase, "draw", sent.tx_hash)
+        if phase == Phase.RESOLVABLE:
+            sent = client.resolve(dispute_id)
+            outcome = Outcome(int(sent.event("DisputeResolved")["outcome"]))
+            return Advanced(dispute_id, phase, "resolve", sent.tx_hash, outcome)
     except ContractRevert as exc:
-        if exc.name == "DisputeGameNotOpen":  # someone else resolved it in the meantime
-            return Resolved(dispute_id, Outcome(int(exc.values["outcome"])), None)
+        if exc.name == "DisputeGameWrongPhase":  # someone else took the step in the meantime
+            return Advanced(dispute_id, Phase(int(exc.values["phase"])), None)
         raise
-    return Resolved(dispute_id, Outcome(int(sent.event("DisputeResolved")["outcome"])), sent.tx_hash)
+    outcome = client.dispute(dispute_id).outcome if phase == Phase.RESOLVED else Outcome.OPEN
+    return Advanced(dispute_id, phase, None, outcome=outcome)

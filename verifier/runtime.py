@@ -133,7 +133,7 @@ class Runtime:
         except (requests.RequestException, RpcUnavailable) as exc:
             self.dispatcher(app).due(None)
             raise RpcUnavailable(f"the JSON-RPC node at {self.rpc_url} does not answer: {exc}") from exc
-        self.dispatcher(app).due(synced.head_timestamp)
+        self.dispatcher(app).due(synced.head_timestamp, touched=synced.changes.touched_disputes)
         return synced
 
 

@@ -6,8 +6,9 @@ vote). All share `VerifierTask`: acks_late, reject_on_worker_lost, no result bac
 
 - verifier.validate(validation_id), queue validate.<validator>: claim a batch of one model, validate,
   store the reports, queue the votes;
-- verifier.vote(validation_id), queue chain.<validator>: send submitVerdict once, then queue a resolve;
-- verifier.resolve(dispute_id), queue chain: resolve once every member voted or the deadline passed;
+- verifier.vote(validation_id), queue chain.<validator>: the next commit-reveal step (commit or abstain,
+  then reveal), each transaction sent once; then nudge its dispute along;
+- verifier.advance(dispute_id), queue chain: draw the committee or resolve, when the chain says so;
 - verifier.watch(), queue chain (beat): one watcher pass, then queue what is due.
 """
 
@@ -26,8 +27,8 @@ from anchor.chain.errors import ReceiptTimeout
 from anchor.db.engine import transaction
 from anchor.settings import Settings
 from verifier.celery_app import app
-from verifier.models import VALIDATED, Validation
-from verifier.resolution import resolve_dispute
+from verifier.models import ABSTAINING, VALIDATED, Validation
+from verifier.resolution import advance_dispute
 from verifier.runtime import RpcUnavailable, runtime
 from verifier.validation import CouldNotCheck, PartlyChecked, Pipeline, abstain_claimed, renew_lease
 from verifier.verdicts import VoteNotMined, send_vote
@@ -46,6 +47,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     VoteNotMined,
     ReceiptTimeout,  # a transaction sent, its receipt not seen yet (resolve, dispute filing)
 )
+
+
+VOTABLE = (VALIDATED, ABSTAINING)
+"""Validation outcomes that have something to send on chain (a vote, or an abstention with its reason)."""
 
 
 class VerifierTask(Task):  # type: ignore[misc]
@@ -85,7 +90,7 @@ def validate(self: Task, validation_id: int) -> None:
     except (CouldNotCheck, SoftTimeLimitExceeded) as exc:
         if isinstance(exc, PartlyChecked):  # the records that were checked vote now
             rt.dispatcher(app).votes(
-                [(o.validation_id, rt.validator) for o in exc.outcomes if o.status == VALIDATED]
+                [(o.validation_id, rt.validator) for o in exc.outcomes if o.status in VOTABLE]
             )
         reason = str(exc) or "the validation ran past its time limit"
         if self.request.retries < settings.validate_retries:
@@ -102,25 +107,26 @@ def validate(self: Task, validation_id: int) -> None:
         abstain_claimed(rt.sessions, task_id, why)
         log.warning("task %s abstains: %s", task_id, why)
         return
-    validated = [(o.validation_id, rt.validator) for o in outcomes if o.status == VALIDATED]
+    validated = [(o.validation_id, rt.validator) for o in outcomes if o.status in VOTABLE]
     rt.dispatcher(app).votes(validated)
 
 
 @app.task(base=VerifierTask, bind=True, name="verifier.vote")
 def vote(self: Task, validation_id: int) -> str:
-    """Send the vote of `validation_id` (exactly once), then ask for its dispute to be resolved."""
+    """Take the next step of `validation_id`'s vote (each transaction exactly once), then nudge its
+    dispute (a complete round may be resolvable)."""
     rt = runtime()
     try:
         status = send_vote(rt.sessions, rt.client, validation_id)
     except TRANSIENT as exc:  # retried (autoretry_for); noted so `dispute show` says why it waits
         note(validation_id, f"vote not sent yet ({type(exc).__name__}): {exc}")
         raise
-    if status == "voted":
+    if status in ("voted", "abstained"):
         with rt.sessions() as s:
             v = s.get(Validation, validation_id)
             dispute_id = None if v is None else v.dispute_id
         if dispute_id is not None:
-            rt.dispatcher(app).resolution(dispute_id)
+            rt.dispatcher(app).advance(dispute_id)
     return status
 
 
@@ -133,13 +139,14 @@ def note(validation_id: int, reason: str) -> None:
         log.warning("could not note on validation %d: %s", validation_id, reason)
 
 
-@app.task(base=VerifierTask, bind=True, name="verifier.resolve")
-def resolve(self: Task, dispute_id: int) -> str:
-    """Resolve `dispute_id` if the chain says it can be; otherwise do nothing (a later pass asks again)."""
-    result = resolve_dispute(runtime().client, dispute_id)
-    if result.tx_hash is not None:
-        log.info("dispute %d resolved: %s (tx %s)", dispute_id, result.outcome.name.lower(), result.tx_hash)
-    return result.outcome.name.lower()
+@app.task(base=VerifierTask, bind=True, name="verifier.advance")
+def advance(self: Task, dispute_id: int) -> str:
+    """Draw `dispute_id`'s committee or resolve it if the chain says so; otherwise do nothing (a later
+    pass asks again)."""
+    result = advance_dispute(runtime().client, dispute_id)
+    if result.action is not None:
+        log.info("dispute %d: %s (tx %s)", dispute_id, result.action, result.tx_hash)
+    return result.action or result.phase.name.lower()
 
 
 @app.task(base=VerifierTask, bind=True, name="verifier.watch", max_retries=0)

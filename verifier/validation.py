@@ -40,12 +40,13 @@ from anchor.db.engine import is_postgresql, transaction
 from anchor.db.models import Dispute
 from anchor.db.models import Record as RecordRow
 from anchor.errors import Error, InputError
+from anchor.evidence import publish
 from anchor.records.record import Record
 from gpu_core.errors import ToplocError
 from gpu_core.runner.validate import ERROR, ValidationItem, validate_batch
 from verifier.model_store import ModelStore
-from verifier.models import ABSTAINED, CANCELLED, CLAIMED, PENDING, VALIDATED, Validation
-from verifier.verdicts import evidence_hash, report_bytes, report_json
+from verifier.models import ABSTAINED, ABSTAINING, CANCELLED, CLAIMED, PENDING, VALIDATED, Validation
+from verifier.verdicts import report_bytes, report_json
 
 log = logging.getLogger("toploc_audit.validation")
 
@@ -187,7 +188,7 @@ def abstain_claimed(sessions: sessionmaker[Session], task_id: str, reason: str) 
         s.execute(
             update(Validation)
             .where(Validation.status == CLAIMED, Validation.claimed_by == task_id)
-            .values(status=ABSTAINED, reason=reason, claimed_by=None, updated_at=int(time.time()))
+            .values(status=ABSTAINING, reason=reason, claimed_by=None, updated_at=int(time.time()))
         )
 
 
@@ -217,7 +218,7 @@ def load_jobs(sessions: sessionmaker[Session], ids: Sequence[int]) -> tuple[list
                 if record is not None:
                     log.warning("dispute %d: %s; judging the record from the chain", v.dispute_id, problem)
             if record is None:
-                ended.append(Outcome(v.id, ABSTAINED, reason=problem))
+                ended.append(Outcome(v.id, ABSTAINING, reason=problem))
                 continue
             jobs.append(Job(v.id, v.dispute_id, v.validator, record, want))
     return jobs, ended
@@ -344,7 +345,7 @@ def store_reports(
             if v is None or v.status != CLAIMED or v.claimed_by != task_id:
                 continue
             body = report_bytes(report)
-            v.status, v.report, v.evidence_hash = VALIDATED, body, evidence_hash(body)
+            v.status, v.report, v.evidence_hash = VALIDATED, body, publish(s, body)
             v.fraud, v.reason, v.claimed_by, v.lease_until = bool(report["fraud"]), None, None, None
             v.enqueued_at, v.updated_at = None, int(time.time())
             outcomes.append(Outcome(validation_id, VALIDATED, fraud=v.fraud))

@@ -1,15 +1,17 @@
-"""A validator's verdict: the report it commits to (evidenceHash = SHA-256 of the report's canonical JSON)
-and the submitVerdict transaction, sent exactly once.
+"""A validator's verdict: the report it commits to (evidenceHash = SHA-256 of the report's canonical JSON),
+then the commit-reveal transactions, each sent exactly once.
 
-Sending, step by step (`send_vote`), each step persisted before the next depends on it:
-1. the chain is asked first: a ballot already cast ends it (the row becomes voted); a dispute that is
-   resolved or past its deadline ends it as an abstention (a late vote would only revert);
-2. the transaction is signed (after simulating it: a revert raises the contract's error, nothing sent)
-   and stored with its nonce, before it is broadcast;
-3. the stored bytes are broadcast (again after a restart: the same transaction, so at most one vote can
-   be mined); if another transaction took the nonce and the vote is still not cast, it is signed anew;
-4. once its receipt shows success the row is voted. The contract refuses a second vote
-   (DisputeGameAlreadyVoted) and the votes table is unique on (dispute, validator).
+The vote task (`send_vote`) does whatever the chain allows next, asking the chain first every time:
+- a member with nothing sent, in the commit phase: commitVote(keccak256(disputeId, voter, fraud,
+  evidenceHash, salt)), or abstain(reasonHash) when it could not check the record (a reason costs less
+  than silence); too late for either, the row ends abstained (the chain counts it absent);
+- a member that committed: waits for the reveal phase, then revealVote(fraud, evidenceHash, salt);
+- a ballot the chain already shows (revealed, abstained) ends the row.
+The salt is keccak256 of the validator's key, a label and the dispute id: secret, and the same after a
+restart, so nothing secret is stored. Each transaction is signed (after simulating it: a revert raises
+the contract's error, nothing sent) and stored with its nonce before it is broadcast; the stored bytes
+are broadcast again after a restart (one nonce: at most one can be mined); if another transaction took
+the nonce and the chain still shows no effect, it is signed anew.
 """
 
 from __future__ import annotations
@@ -17,18 +19,31 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from sqlalchemy.orm import Session, sessionmaker
 
-from anchor.chain.client import Ballot, Outcome, ToplocAuditClient
+from anchor.chain.client import Ballot, Outcome, Phase, ToplocAuditClient, vote_commitment
 from anchor.chain.errors import ChainError
-from anchor.chain.transactions import SignedTx, broadcast, receipt_of, sign_transaction, wait_for_receipt
+from anchor.chain.transactions import broadcast, receipt_of, sign_transaction, wait_for_receipt
 from anchor.db.engine import transaction
 from anchor.errors import Error
+from anchor.evidence import publish
 from anchor.records.canonical import canonical_json
-from verifier.models import ABSTAINED, CANCELLED, FINAL, VALIDATED, VOTED, VOTING, Validation
+from verifier.models import (
+    ABSTAINED,
+    ABSTAINING,
+    CANCELLED,
+    COMMITTED,
+    COMMITTING,
+    REVEALING,
+    SENDING,
+    VOTED,
+    Validation,
+)
 
 REPORT_FORMAT = "toploc-audit-validation/2"
 VOTE_RECEIPT_TIMEOUT_S = 60.0
@@ -151,14 +166,22 @@ def evidence_hash(report: bytes) -> bytes:
     return hashlib.sha256(report).digest()
 
 
-def sign_vote(client: ToplocAuditClient, dispute_id: int, fraud: bool, evidence: bytes) -> SignedTx:
-    """submitVerdict(disputeId, fraud, evidence) signed at the account's next nonce, not sent.
+def vote_salt(account: LocalAccount, dispute_id: int) -> bytes:
+    """The commitment's salt: only the validator can compute it, and it computes it again after a crash."""
+    return bytes(keccak(bytes(account.key) + b"toploc-audit vote salt" + dispute_id.to_bytes(32, "big")))
 
-    Simulated first: a revert raises ContractRevert naming the contract's error, and nothing is signed.
-    """
-    data = client.contract.encode_abi("submitVerdict", args=[dispute_id, fraud, evidence])
-    tx = {"to": client.address, "data": data, "value": 0}
-    return sign_transaction(client.w3, _account(client), tx, client.decoder)
+
+def abstention_report(dispute_id: int, validator: str, record_digest: bytes | None, reason: str) -> bytes:
+    """The canonical report an abstention binds (its SHA-256 is the reasonHash)."""
+    return report_bytes(
+        {
+            "format": REPORT_FORMAT,
+            "disputeId": dispute_id,
+            "validator": validator,
+            "recordDigest": None if record_digest is None else "0x" + record_digest.hex(),
+            "abstained": reason,
+        }
+    )
 
 
 def _account(client: ToplocAuditClient) -> LocalAccount:
@@ -176,65 +199,149 @@ def _update(sessions: sessionmaker[Session], validation_id: int, **values: Any) 
         v.updated_at = int(time.time())
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One transaction of a vote: which stored columns hold it and the status while it is pending."""
+
+    slot: str  # "commit" or "vote"
+    sending: str
+    function: str
+    args: tuple[Any, ...]
+
+
+def _send_once(
+    sessions: sessionmaker[Session],
+    client: ToplocAuditClient,
+    v: Validation,
+    step: _Step,
+) -> int:
+    """Broadcasts the stored transaction of `step` (signing and storing it first if there is none, or
+    if its nonce went to another transaction) and waits for its receipt; returns its block. Raises
+    VoteNotMined to be retried."""
+    raw: bytes | None = getattr(v, f"{step.slot}_raw_tx")
+    tx_hash: bytes | None = getattr(v, f"{step.slot}_tx_hash")
+    if (
+        raw is not None
+        and tx_hash is not None
+        and broadcast(client.w3, raw) == "nonce-used"
+        and receipt_of(client.w3, tx_hash) is None
+    ):
+        raw = None  # another transaction of this key took the nonce: this one was never mined
+    if raw is None or tx_hash is None:
+        data = client.contract.encode_abi(step.function, args=list(step.args))
+        tx = {"to": client.address, "data": data, "value": 0}
+        signed = sign_transaction(client.w3, _account(client), tx, client.decoder)
+        _update(
+            sessions,
+            v.id,
+            status=step.sending,
+            **{f"{step.slot}_raw_tx": signed.raw, f"{step.slot}_tx_hash": signed.tx_hash},
+            **{f"{step.slot}_nonce": signed.nonce},
+        )
+        raw, tx_hash = signed.raw, signed.tx_hash
+        broadcast(client.w3, raw)
+    try:
+        receipt = wait_for_receipt(client.w3, tx_hash, VOTE_RECEIPT_TIMEOUT_S)
+    except ChainError as exc:
+        raise VoteNotMined(f"{step.function} tx 0x{tx_hash.hex()} has no receipt yet: {exc}") from exc
+    if receipt["status"] != 1:
+        # Reverted on chain (a phase ended between simulation and mining): ask the chain again.
+        _update(sessions, v.id, **{f"{step.slot}_raw_tx": None, f"{step.slot}_tx_hash": None})
+        raise VoteNotMined(f"{step.function} tx 0x{tx_hash.hex()} reverted in block {receipt['blockNumber']}")
+    return int(receipt["blockNumber"])
+
+
+def _mined_block(client: ToplocAuditClient, tx_hash: bytes | None) -> int | None:
+    receipt = None if tx_hash is None else receipt_of(client.w3, tx_hash)
+    return None if receipt is None else int(receipt["blockNumber"])
+
+
 def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, validation_id: int) -> str:
-    """Cast validation `validation_id`'s vote (see the module docstring); returns its final status, or
-    its current one when it is not ready (no report yet). Raises VoteNotMined to be retried."""
+    """Move validation `validation_id`'s vote one step on (see the module docstring); returns its status
+    afterwards. Raises VoteNotMined to be retried."""
     with sessions() as s:
         v = s.get(Validation, validation_id)
         if v is None:
             raise ChainError(f"validation {validation_id} does not exist")
-        if v.status in FINAL or v.status not in (VALIDATED, VOTING):
-            return v.status
-        dispute_id, validator, fraud, evidence = v.dispute_id, v.validator, v.fraud, v.evidence_hash
-        raw, tx_hash = v.vote_raw_tx, v.vote_tx_hash
-    me = _account(client).address
-    if me.lower() != validator.lower():
-        raise WrongValidator(f"validation {validation_id} is {validator}'s; this worker votes as {me}")
-    assert fraud is not None and evidence is not None
+        s.expunge(v)
+    if v.status not in SENDING:
+        return v.status
+    account = _account(client)
+    if account.address.lower() != v.validator.lower():
+        raise WrongValidator(
+            f"validation {validation_id} is {v.validator}'s; this worker votes as {account.address}"
+        )
+    dispute_id = v.dispute_id
 
-    # 1. what the chain already says
-    ballot = client.ballot_of(dispute_id, me)
-    if ballot in (Ballot.FRAUD, Ballot.HONEST):
-        receipt = None if tx_hash is None else receipt_of(client.w3, tx_hash)
-        block = None if receipt is None else int(receipt["blockNumber"])
-        _update(sessions, validation_id, status=VOTED, vote_block=block, reason=None)
-        return VOTED
-    if ballot == Ballot.NOT_MEMBER:
+    ballot = client.ballot_of(dispute_id, account.address)
+    if ballot.state == Ballot.NOT_MEMBER:
         _update(sessions, validation_id, status=CANCELLED, reason="not on the dispute's committee on chain")
         return CANCELLED
-    dispute = client.dispute(dispute_id)
-    now = client.chain_time()
-    if dispute.outcome != Outcome.OPEN or now > dispute.deadline:
-        why = "the dispute was resolved" if dispute.outcome != Outcome.OPEN else "voting closed"
-        _update(sessions, validation_id, status=ABSTAINED, reason=f"{why} before the vote was sent")
-        return ABSTAINED
-
-    # 2. signed and stored before it is broadcast
-    if raw is not None and tx_hash is not None:
-        outcome = broadcast(client.w3, raw)
-        if outcome == "nonce-used" and receipt_of(client.w3, tx_hash) is None:
-            raw = None  # another transaction of this key took the nonce: the vote was never mined
-    if raw is None or tx_hash is None:
-        signed = sign_vote(client, dispute_id, fraud, evidence)
+    if ballot.state in (Ballot.FRAUD, Ballot.HONEST):
         _update(
             sessions,
             validation_id,
-            status=VOTING,
-            vote_raw_tx=signed.raw,
-            vote_tx_hash=signed.tx_hash,
-            vote_nonce=signed.nonce,
+            status=VOTED,
+            vote_block=_mined_block(client, v.vote_tx_hash),
+            reason=None,
         )
-        raw, tx_hash = signed.raw, signed.tx_hash
-        broadcast(client.w3, raw)
-
-    # 3. mined?
-    try:
-        receipt = wait_for_receipt(client.w3, tx_hash, VOTE_RECEIPT_TIMEOUT_S)
-    except ChainError as exc:
-        raise VoteNotMined(f"vote tx 0x{tx_hash.hex()} has no receipt yet: {exc}") from exc
-    if receipt["status"] != 1:
-        # Reverted on chain (e.g. the deadline passed between simulation and mining): ask the chain again.
-        _update(sessions, validation_id, status=VALIDATED, vote_raw_tx=None, vote_tx_hash=None)
-        raise VoteNotMined(f"vote tx 0x{tx_hash.hex()} reverted in block {receipt['blockNumber']}")
-    _update(sessions, validation_id, status=VOTED, vote_block=int(receipt["blockNumber"]), reason=None)
+        return VOTED
+    if ballot.state == Ballot.ABSTAINED:
+        _update(
+            sessions, validation_id, status=ABSTAINED, commit_block=_mined_block(client, v.commit_tx_hash)
+        )
+        return ABSTAINED
+    dispute = client.dispute(dispute_id)
+    phase = client.phase(dispute_id)
+    ours = ballot.round == dispute.rounds - 1 and phase in (Phase.COMMIT, Phase.REVEAL)
+    if ballot.state == Ballot.PENDING:
+        if not ours or phase != Phase.COMMIT:
+            why = "the dispute was resolved" if dispute.outcome != Outcome.OPEN else "the commit phase closed"
+            _update(sessions, validation_id, status=ABSTAINED, reason=f"{why} before this validator acted")
+            return ABSTAINED
+        if v.status == ABSTAINING or v.fraud is None or v.evidence_hash is None:
+            body = abstention_report(dispute_id, account.address, None, v.reason or "could not check")
+            with transaction(sessions) as s:
+                v.evidence_hash = publish(s, body)  # the reason, served by the recorder's API
+            _update(sessions, validation_id, status=ABSTAINING, report=body, evidence_hash=v.evidence_hash)
+            block = _send_once(
+                sessions, client, v, _Step("commit", ABSTAINING, "abstain", (dispute_id, v.evidence_hash))
+            )
+            _update(sessions, validation_id, status=ABSTAINED, commit_block=block)
+            return ABSTAINED
+        commitment = vote_commitment(
+            dispute_id, account.address, v.fraud, v.evidence_hash, vote_salt(account, dispute_id)
+        )
+        block = _send_once(
+            sessions, client, v, _Step("commit", COMMITTING, "commitVote", (dispute_id, commitment))
+        )
+        _update(sessions, validation_id, status=COMMITTED, commit_block=block)
+        v.status = COMMITTED
+        phase = client.phase(dispute_id)
+        if phase != Phase.REVEAL:
+            return COMMITTED  # the reveal waits for the others' commits or the commit deadline
+    # Committed: reveal in the reveal phase.
+    if phase == Phase.COMMIT:
+        if v.status != COMMITTED:
+            _update(
+                sessions, validation_id, status=COMMITTED, commit_block=_mined_block(client, v.commit_tx_hash)
+            )
+        return COMMITTED
+    if not ours or phase != Phase.REVEAL:
+        _update(
+            sessions,
+            validation_id,
+            status=ABSTAINED,
+            reason="the reveal phase closed before the vote was revealed",
+        )
+        return ABSTAINED
+    assert v.fraud is not None and v.evidence_hash is not None
+    step = _Step(
+        "vote",
+        REVEALING,
+        "revealVote",
+        (dispute_id, v.fraud, v.evidence_hash, vote_salt(account, dispute_id)),
+    )
+    block = _send_once(sessions, client, v, step)
+    _update(sessions, validation_id, status=VOTED, vote_block=block, reason=None)
     return VOTED

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from anchor.api import schemas
@@ -23,8 +23,10 @@ from anchor.api.config import AppConfig
 from anchor.api.jsonio import FastJSONResponse, loads
 from anchor.chain.errors import ChainError
 from anchor.db import check_schema, make_engine, session_factory
+from anchor.db.engine import transaction
 from anchor.db.models import Checkpoint
 from anchor.errors import Error, InputError
+from anchor.evidence import EvidenceNotFound, find_report, parse_hash, publish
 from anchor.log import checkpoints
 from anchor.log.store import LogStore
 from anchor.records.group_commit import GroupCommit
@@ -42,6 +44,7 @@ STATUS = {
     ApiKeyError: 401,
     NotRegisteredError: 403,
     NotFoundError: 404,
+    EvidenceNotFound: 404,
     ConflictError: 409,
 }
 MAX_BODY = 64 << 20
@@ -217,6 +220,34 @@ def create_app(config: AppConfig) -> FastAPI:
                 "size2": size2,
                 "proof": [_hex(p) for p in LogStore(s).consistency_proof(size1, size2)],
             }
+
+    @app.post(
+        "/v1/evidence",
+        tags=["evidence"],
+        status_code=201,
+        summary="Publish a validator's evidence report (a JSON object); answers its SHA-256, the hash its "
+        "reveal binds on chain.",
+        responses={400: schemas.ERROR, 422: schemas.ERROR},
+    )
+    async def post_evidence(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+
+        def store() -> bytes:
+            with transaction(sessions) as s:
+                return publish(s, body)
+
+        return {"evidenceHash": _hex(await run_in_threadpool(store))}
+
+    @app.get(
+        "/v1/evidence/{evidence_hash}",
+        tags=["evidence"],
+        summary="A published evidence report, byte for byte (SHA-256 of the body is the hash).",
+        responses={404: schemas.ERROR},
+    )
+    def get_evidence(evidence_hash: str) -> Response:
+        digest = parse_hash(evidence_hash)
+        with sessions() as s:
+            return Response(find_report(s, digest), media_type="application/json")
 
     @app.get("/v1/checkpoints", tags=["log"], summary="Checkpoints, newest first.")
     def get_checkpoints(limit: int = 100) -> list[dict[str, Any]]:

@@ -63,11 +63,12 @@ def provider_stakes(settings: Settings) -> Any:
             f"{settings.max_merge_delay} s is above the deployment's maxMergeDelay {p.maxMergeDelay} s: "
             "receipts would promise anchoring later than the contract's unbonding period covers",
         )
-    exposure = p.maxMergeDelay + p.disputeWindow + p.votingPeriod + settings.stake_cache_seconds
+    exposure = p.exposure + settings.stake_cache_seconds
     if p.unbondingPeriod <= exposure:
         raise InputError(
             "TOPLOC_AUDIT_STAKE_CACHE_SECONDS",
-            f"maxMergeDelay + disputeWindow + votingPeriod + {settings.stake_cache_seconds:g} s of stake "
+            f"an entry's exposure (maxMergeDelay + disputeWindow + every round's periods, {p.exposure} s) + "
+            f"{settings.stake_cache_seconds:g} s of stake "
             f"cache is {exposure:g} s, not below the deployment's unbondingPeriod {p.unbondingPeriod} s",
         )
     return ProviderStakes(client, settings.stake_cache_seconds)

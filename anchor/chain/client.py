@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
 
@@ -44,8 +45,21 @@ class Outcome(IntEnum):
 class Ballot(IntEnum):
     NOT_MEMBER = 0
     PENDING = 1
-    FRAUD = 2
-    HONEST = 3
+    COMMITTED = 2
+    FRAUD = 3
+    HONEST = 4
+    ABSTAINED = 5
+
+
+class Phase(IntEnum):
+    """Where a dispute stands now (DisputeGame.phaseOf)."""
+
+    RESOLVED = 0
+    DRAW = 1
+    COMMIT = 2
+    REVEAL = 3
+    APPEAL = 4
+    RESOLVABLE = 5
 
 
 @dataclass(frozen=True)
@@ -82,30 +96,55 @@ class Dispute:
     id: int
     provider: str
     leaf_index: int
-    challenger: str
-    deadline: int
-    record_digest: bytes
-    bond: int
-    checkpoint_id: int
     outcome: Outcome
+    rounds: int
+    challenger: str
+    checkpoint_id: int
+    record_digest: bytes
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of a dispute: its bond (the challenger's for round 0, else the appellant's), its
+    committee once drawn, and the phase deadlines (chain time)."""
+
+    appellant: str
+    draw_block: int
+    size: int
+    quorum: int
+    commits: int
+    reveals: int
     fraud_votes: int
     honest_votes: int
+    abstentions: int
+    drawn: bool
+    bond: int
+    commit_deadline: int
+    reveal_deadline: int
+    seed: int
     committee: tuple[str, ...]
 
 
 @dataclass(frozen=True)
+class BallotInfo:
+    round: int
+    state: Ballot
+
+
+@dataclass(frozen=True)
 class Totals:
-    """The terms of the solvency invariant: balance == staked + unbonding + bonds + credits."""
+    """The terms of the solvency invariant: balance == staked + unbonding + bonds + credits + reserve."""
 
     balance: int
     staked: int
     unbonding: int
     bonds: int
     credits: int
+    reserve: int
 
     @property
     def solvent(self) -> bool:
-        return self.balance == self.staked + self.unbonding + self.bonds + self.credits
+        return self.balance == self.staked + self.unbonding + self.bonds + self.credits + self.reserve
 
 
 def check_bytes32(field: str, value: bytes) -> bytes:
@@ -133,6 +172,24 @@ def check_address(field: str, value: str) -> ChecksumAddress:
     if not isinstance(value, str) or not is_address(value):
         raise InputError(field, f"{value!r} is not an address")
     return to_checksum_address(value)
+
+
+def vote_commitment(dispute_id: int, voter: str, fraud: bool, evidence_hash: bytes, salt: bytes) -> bytes:
+    """keccak256(abi.encode(disputeId, voter, fraud, evidenceHash, salt)): what commitVote takes."""
+    return bytes(
+        keccak(
+            encode(
+                ["uint256", "address", "bool", "bytes32", "bytes32"],
+                [
+                    check_uint("disputeId", dispute_id),
+                    check_address("voter", voter),
+                    bool(fraud),
+                    check_bytes32("evidenceHash", evidence_hash),
+                    check_bytes32("salt", salt),
+                ],
+            )
+        )
+    )
 
 
 def _checkpoint_abi(checkpoint: Checkpoint) -> tuple[int, int, bytes, int]:
@@ -337,8 +394,18 @@ class ToplocAuditClient:
         return StakeInfo(Role(role), int(active), int(unbonding), int(ends), int(open_disputes))
 
     def validators(self) -> list[str]:
-        """The eligible validators, in the order committees are drawn from."""
-        return [str(self.call("validatorAt", i)) for i in range(int(self.call("validatorCount")))]
+        """The validators in the pool now, in the order committees are drawn from."""
+        return [v for v, _ in self.pool(pending=False) if self.call("isEligibleValidator", v)]
+
+    def pool(self, pending: bool = True) -> list[tuple[str, int]]:
+        """Every pool slot in draw order with its draw weight: for a draw in the next block (`pending`),
+        else in the latest one."""
+        block = "pending" if pending else "latest"
+        count = int(self.contract.functions.validatorCount().call(block_identifier=block))
+        slots = [
+            str(self.contract.functions.validatorAt(i).call(block_identifier=block)) for i in range(count)
+        ]
+        return [(v, int(self.contract.functions.drawWeightOf(v).call(block_identifier=block))) for v in slots]
 
     def declare_model(self, name: str, fingerprint: bytes) -> Sent:
         if not isinstance(name, str) or not 0 < len(name.encode()) <= 128:
@@ -384,18 +451,42 @@ class ToplocAuditClient:
             value=self.parameters().bond if bond is None else check_uint("bond", bond),
         )
 
-    def submit_verdict(self, dispute_id: int, fraud: bool, evidence_hash: bytes) -> Sent:
+    def draw(self, dispute_id: int) -> Sent:
+        """Draws the current round's committee (anyone may, from its draw block). Emits CommitteeDrawn."""
+        return self.transact("draw", check_uint("disputeId", dispute_id))
+
+    def commit_vote(self, dispute_id: int, commitment: bytes) -> Sent:
+        """Commits a hidden vote (see vote_commitment). Emits VoteCommitted."""
+        return self.transact(
+            "commitVote", check_uint("disputeId", dispute_id), check_bytes32("commitment", commitment)
+        )
+
+    def reveal_vote(self, dispute_id: int, fraud: bool, evidence_hash: bytes, salt: bytes) -> Sent:
+        """Opens the committed vote. Emits VoteRevealed."""
         if not isinstance(fraud, bool):
             raise InputError("fraud", f"must be a bool, got {fraud!r}")
         return self.transact(
-            "submitVerdict",
+            "revealVote",
             check_uint("disputeId", dispute_id),
             fraud,
             check_bytes32("evidenceHash", evidence_hash),
+            check_bytes32("salt", salt),
         )
 
+    def abstain(self, dispute_id: int, reason_hash: bytes) -> Sent:
+        """Abstains with the SHA-256 of a report giving the reason. Emits VoteAbstained."""
+        return self.transact(
+            "abstain", check_uint("disputeId", dispute_id), check_bytes32("reasonHash", reason_hash)
+        )
+
+    def appeal(self, dispute_id: int) -> Sent:
+        """Appeals the current round (the losing side only), sending the next round's bond. Emits
+        DisputeAppealed."""
+        dispute = self.dispute(dispute_id)
+        return self.transact("appeal", dispute_id, value=self.parameters().appeal_bond(dispute.rounds))
+
     def resolve(self, dispute_id: int) -> Sent:
-        """Resolves a dispute; anyone may. Emits DisputeResolved."""
+        """Settles a dispute; anyone may, once it is resolvable. Emits DisputeResolved."""
         return self.transact("resolve", check_uint("disputeId", dispute_id))
 
     def dispute(self, dispute_id: int) -> Dispute:
@@ -404,16 +495,54 @@ class ToplocAuditClient:
             id=dispute_id,
             provider=str(d[0]),
             leaf_index=int(d[1]),
-            challenger=str(d[2]),
-            deadline=int(d[3]),
-            record_digest=bytes(d[4]),
-            bond=int(d[5]),
-            checkpoint_id=int(d[6]),
-            outcome=Outcome(d[7]),
-            fraud_votes=int(d[8]),
-            honest_votes=int(d[9]),
-            committee=tuple(str(a) for a in d[10]),
+            outcome=Outcome(d[2]),
+            rounds=int(d[3]),
+            challenger=str(d[4]),
+            checkpoint_id=int(d[5]),
+            record_digest=bytes(d[6]),
         )
+
+    def round(self, dispute_id: int, round_: int) -> Round:
+        r = self.call("rounds", check_uint("disputeId", dispute_id), check_uint("round", round_, 8))
+        return Round(
+            appellant=str(r[0]),
+            draw_block=int(r[1]),
+            size=int(r[2]),
+            quorum=int(r[3]),
+            commits=int(r[4]),
+            reveals=int(r[5]),
+            fraud_votes=int(r[6]),
+            honest_votes=int(r[7]),
+            abstentions=int(r[8]),
+            drawn=bool(r[9]),
+            bond=int(r[10]),
+            commit_deadline=int(r[11]),
+            reveal_deadline=int(r[12]),
+            seed=int(r[13]),
+            committee=tuple(str(a) for a in r[14]),
+        )
+
+    def current_round(self, dispute_id: int) -> Round:
+        return self.round(dispute_id, self.dispute(dispute_id).rounds - 1)
+
+    def phase(self, dispute_id: int) -> Phase:
+        return Phase(self.call("phaseOf", check_uint("disputeId", dispute_id)))
+
+    def vote_commitment(
+        self, dispute_id: int, voter: str, fraud: bool, evidence_hash: bytes, salt: bytes
+    ) -> bytes:
+        """keccak256(abi.encode(disputeId, voter, fraud, evidenceHash, salt)), as the contract checks it."""
+        return vote_commitment(dispute_id, voter, fraud, evidence_hash, salt)
+
+    def preview_committee(self, seed: int, provider: str, challenger: str, size: int) -> list[str]:
+        """The committee `seed` would draw in the next block (previewCommittee, with pending weights)."""
+        function = self.contract.functions.previewCommittee(
+            check_uint("seed", seed),
+            check_address("provider", provider),
+            check_address("challenger", challenger),
+            check_uint("size", size, 8),
+        )
+        return [str(a) for a in function.call(block_identifier="pending")]
 
     def dispute_count(self) -> int:
         return int(self.call("disputeCount"))
@@ -421,10 +550,11 @@ class ToplocAuditClient:
     def dispute_of_leaf(self, leaf_index: int) -> int:
         return int(self.call("disputeOfLeaf", check_uint("leafIndex", leaf_index, 64)))
 
-    def ballot_of(self, dispute_id: int, validator: str) -> Ballot:
-        return Ballot(
-            self.call("ballotOf", check_uint("disputeId", dispute_id), check_address("validator", validator))
+    def ballot_of(self, dispute_id: int, validator: str) -> BallotInfo:
+        round_, state = self.call(
+            "ballotOf", check_uint("disputeId", dispute_id), check_address("validator", validator)
         )
+        return BallotInfo(int(round_), Ballot(state))
 
     def record_leaf_hash(self, provider: str, record_digest: bytes) -> bytes:
         return bytes(
@@ -454,6 +584,7 @@ class ToplocAuditClient:
             unbonding=int(self.call("totalUnbonding")),
             bonds=int(self.call("totalBonds")),
             credits=int(self.call("totalCredits")),
+            reserve=int(self.call("totalReserve")),
         )
 
     def parameters(self) -> Parameters:

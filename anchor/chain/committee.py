@@ -1,14 +1,15 @@
-"""The committee draw of DisputeGame._drawCommittee, in Python: to check a DisputeOpened event.
+"""The committee draw of DisputeGame (draw, previewCommittee), in Python: to check a CommitteeDrawn event
+and to reason about draw frequencies.
 
-seed = keccak256(abi.encode(prevrandao, disputeId)); then a partial Fisher-Yates shuffle of the
-eligible validators (in contract order): step k swaps position k with
-k + uint256(keccak256(abi.encode(seed, k))) mod (n - k); drawn validators other than the provider and
-the challenger join, until the committee is full. prevrandao is the mixHash of the dispute's block.
+seed = keccak256(abi.encode(prevrandao, disputeId, round)), prevrandao being that of the block that
+mined the draw (its mixHash). Seats are drawn without replacement: seat k takes the validator whose
+stake interval, in pool order, holds keccak256(abi.encode(seed, k)) mod (the stake left); excluded
+validators (the provider, the challenger, earlier rounds' members) weigh nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from eth_abi import encode
 from eth_utils import keccak
@@ -16,31 +17,33 @@ from eth_utils import keccak
 from anchor.errors import VerificationError
 
 
-def committee_seed(prevrandao: bytes, dispute_id: int) -> int:
+def committee_seed(prevrandao: bytes, dispute_id: int, round_: int) -> int:
     """Requires a 32-byte prevrandao (a block's mixHash)."""
     if len(prevrandao) != 32:
         raise VerificationError(f"prevrandao has {len(prevrandao)} bytes, want 32")
-    return int.from_bytes(keccak(encode(["bytes32", "uint256"], [prevrandao, dispute_id])), "big")
+    return int.from_bytes(
+        keccak(encode(["bytes32", "uint256", "uint8"], [prevrandao, dispute_id, round_])), "big"
+    )
 
 
 def draw_committee(
-    seed: int, validators: Sequence[str], committee_size: int, provider: str, challenger: str
+    seed: int, pool: Sequence[tuple[str, int]], size: int, excluded: Collection[str]
 ) -> list[str]:
-    """The committee the contract draws from `validators` (its eligible set, in order) with `seed`."""
-    excluded = {provider.lower(), challenger.lower()}
-    n = len(validators)
-    eligible = sum(1 for v in validators if v.lower() not in excluded)
-    if eligible < committee_size:
-        raise VerificationError(f"{eligible} eligible validators, want {committee_size}")
-    order = list(range(n))
+    """The committee the contract draws from `pool` ((validator, active stake) in contract order);
+    empty when fewer than `size` validators can be drawn."""
+    out = {e.lower() for e in excluded}
+    weights = [0 if v.lower() in out else w for v, w in pool]
+    if sum(1 for (v, _), w in zip(pool, weights, strict=True) if v.lower() not in out) < size:
+        return []
+    total = sum(weights)
     members: list[str] = []
-    k = 0
-    while len(members) < committee_size:
-        step = int.from_bytes(keccak(encode(["uint256", "uint256"], [seed, k])), "big")
-        j = k + step % (n - k)
-        order[k], order[j] = order[j], order[k]
-        candidate = validators[order[k]]
-        if candidate.lower() not in excluded:
-            members.append(candidate)
-        k += 1
+    for k in range(size):
+        point = int.from_bytes(keccak(encode(["uint256", "uint256"], [seed, k])), "big") % total
+        i = 0
+        while point >= weights[i]:
+            point -= weights[i]
+            i += 1
+        members.append(pool[i][0])
+        total -= weights[i]
+        weights[i] = 0
     return members

@@ -13,7 +13,8 @@ from typing import Any
 from anchor.errors import InputError
 
 ETHER = 10**18
-MAX_COMMITTEE_SIZE = 31
+MAX_ROUND_SIZE = 63
+MAX_APPEAL_ROUNDS = 5
 BPS = 10_000
 
 # ABI integer widths of each field, in struct order.
@@ -21,14 +22,20 @@ _BITS = {
     "bond": 128,
     "disputeWindow": 64,
     "maxMergeDelay": 64,
-    "votingPeriod": 64,
+    "commitPeriod": 64,
+    "revealPeriod": 64,
+    "appealPeriod": 64,
     "unbondingPeriod": 64,
+    "drawDelay": 64,
     "committeeSize": 8,
     "quorum": 8,
+    "appealRounds": 8,
     "minProviderStake": 256,
     "minValidatorStake": 256,
     "slashAmount": 256,
     "validatorPenalty": 256,
+    "absencePenalty": 256,
+    "abstentionPenalty": 256,
     "challengerRewardBps": 16,
     "providerShareBps": 16,
 }
@@ -41,14 +48,20 @@ class Parameters:
     bond: int = ETHER // 10
     disputeWindow: int = 24 * 3600
     maxMergeDelay: int = 3600
-    votingPeriod: int = 3600
+    commitPeriod: int = 1800
+    revealPeriod: int = 1800
+    appealPeriod: int = 3600
     unbondingPeriod: int = 3 * 24 * 3600
+    drawDelay: int = 2
     committeeSize: int = 3
     quorum: int = 2
+    appealRounds: int = 2
     minProviderStake: int = ETHER
     minValidatorStake: int = ETHER // 2
     slashAmount: int = ETHER
     validatorPenalty: int = ETHER // 100
+    absencePenalty: int = ETHER // 50
+    abstentionPenalty: int = ETHER // 200
     challengerRewardBps: int = 5_000
     providerShareBps: int = 5_000
 
@@ -66,34 +79,77 @@ class Parameters:
         above_zero = (
             "bond",
             "disputeWindow",
-            "votingPeriod",
+            "commitPeriod",
+            "revealPeriod",
+            "appealPeriod",
             "minProviderStake",
-            "minValidatorStake",
             "slashAmount",
+            "absencePenalty",
         )
         for name in above_zero:
             if getattr(self, name) == 0:
                 raise InputError(name, "must be above zero")
-        exposure = self.maxMergeDelay + self.disputeWindow + self.votingPeriod
+        exposure = self.exposure
         if self.unbondingPeriod <= exposure:
             raise InputError(
                 "unbondingPeriod",
-                f"must exceed maxMergeDelay + disputeWindow + votingPeriod ({exposure} s), "
-                f"got {self.unbondingPeriod}",
+                "must exceed maxMergeDelay + disputeWindow + (appealRounds + 1) * (commitPeriod + "
+                f"revealPeriod + appealPeriod) ({exposure} s), got {self.unbondingPeriod}",
             )
-        if not 1 <= self.committeeSize <= MAX_COMMITTEE_SIZE:
-            raise InputError("committeeSize", f"must be 1 to {MAX_COMMITTEE_SIZE}, got {self.committeeSize}")
+        if self.drawDelay == 0:
+            raise InputError("drawDelay", "must be at least 1 block")
+        if self.committeeSize == 0:
+            raise InputError("committeeSize", "must be above zero")
         if not self.committeeSize // 2 < self.quorum <= self.committeeSize:
             raise InputError(
                 "quorum",
                 f"must be a strict majority of committeeSize {self.committeeSize} "
                 f"({self.committeeSize // 2 + 1} to {self.committeeSize}), got {self.quorum}",
             )
-        if self.validatorPenalty > self.minValidatorStake:
-            raise InputError("validatorPenalty", "must not exceed minValidatorStake")
+        if self.appealRounds > MAX_APPEAL_ROUNDS or self.round_size(self.appealRounds) > MAX_ROUND_SIZE:
+            raise InputError(
+                "appealRounds",
+                f"the last round's committee ({self.committeeSize} + 1) * 2^{self.appealRounds} - 1 "
+                f"must be at most {MAX_ROUND_SIZE}",
+            )
+        if self.bond > ((1 << 128) - 1) >> (self.appealRounds + 1):
+            raise InputError("bond", "bond * 2^appealRounds must fit in 127 bits")
+        if self.abstentionPenalty >= self.absencePenalty:
+            raise InputError(
+                "abstentionPenalty", "must be below absencePenalty (abstaining costs less than silence)"
+            )
+        if self.minValidatorStake <= max(self.validatorPenalty, self.absencePenalty):
+            raise InputError(
+                "minValidatorStake",
+                "must exceed validatorPenalty and absencePenalty (one penalty never evicts a validator)",
+            )
         for name in ("challengerRewardBps", "providerShareBps"):
             if getattr(self, name) > BPS:
                 raise InputError(name, f"must be at most {BPS}, got {getattr(self, name)}")
+
+    @property
+    def exposure(self) -> int:
+        """Seconds an entry can still be disputed and settled after it was logged: maxMergeDelay +
+        disputeWindow + every round's commit, reveal and appeal periods."""
+        rounds = self.appealRounds + 1
+        return (
+            self.maxMergeDelay
+            + self.disputeWindow
+            + rounds * (self.commitPeriod + self.revealPeriod + self.appealPeriod)
+        )
+
+    def round_size(self, round_: int) -> int:
+        """The committee of round `round_` (0 first): (committeeSize + 1) * 2^round - 1."""
+        return ((self.committeeSize + 1) << round_) - 1
+
+    def round_quorum(self, round_: int) -> int:
+        """Agreeing votes that decide round `round_`: ceil(size * quorum / committeeSize)."""
+        size = self.round_size(round_)
+        return -(-size * self.quorum // self.committeeSize)
+
+    def appeal_bond(self, round_: int) -> int:
+        """The bond that opens round `round_`: bond * 2^round."""
+        return self.bond << round_
 
     def to_abi(self) -> tuple[int, ...]:
         """The struct as the ABI takes it (field order)."""

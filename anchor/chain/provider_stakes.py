@@ -1,6 +1,7 @@
 """Whether a provider may log new records: its active stake on chain is at least the minimum.
 
-A record logged now can be disputed until maxMergeDelay + disputeWindow + votingPeriod from now. The
+A record logged now can be disputed until maxMergeDelay + disputeWindow + (appealRounds + 1) x
+(commitPeriod + revealPeriod + appealPeriod) from now. The
 contract makes unbonding outlast that for stake that was active when the record was logged, so the
 recorder refuses records of a provider whose active stake is under the minimum: never staked, unstaking
 everything, or slashed below it. Stakes are read from the chain at most `max_age` seconds old; that

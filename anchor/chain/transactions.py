@@ -74,10 +74,13 @@ class SignedTx:
 
 def sign_transaction(w3: Web3, account: LocalAccount, tx: dict[str, Any], decoder: RevertDecoder) -> SignedTx:
     """Simulates `tx` (to, data, value) from `account`, then signs it at the account's next nonce with
-    gas, fees and chain id filled in. A revert in the simulation raises ContractRevert, nothing signed."""
+    gas, fees and chain id filled in. A revert in the simulation raises ContractRevert, nothing signed.
+
+    Simulated in the pending block, the earliest the transaction can be mined in: a rule on the block
+    number (a committee draw) is then judged as it will be."""
     tx = {**tx, "from": account.address, "chainId": int(w3.eth.chain_id)}
     try:
-        estimate = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+        estimate = w3.eth.estimate_gas(tx, "pending")  # type: ignore[arg-type]
     except (ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError) as exc:
         raise decoder.from_exception(exc) from None
     latest = w3.eth.get_block("latest")

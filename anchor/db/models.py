@@ -213,6 +213,17 @@ class Vote(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
 
 
+class Evidence(Base):
+    """A validator's evidence report (or reason to abstain), by the SHA-256 its reveal binds on chain:
+    published so anyone can check a vote (served at /v1/evidence/{hash})."""
+
+    __tablename__ = "evidence"
+    hash: Mapped[bytes] = mapped_column(HASH, primary_key=True)
+    report: Mapped[bytes] = mapped_column(LargeBinary)
+    """The report's exact bytes (canonical JSON): SHA-256 of them is `hash`."""
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 def account_event_indexes(table: str) -> tuple[UniqueConstraint | Index, ...]:
     """Table args of an AccountEvent table: unique on its event, indexed by dispute and account."""
     return (

@@ -3,35 +3,48 @@ pragma solidity ^0.8.28;
 
 /**
  * @notice The economic and timing parameters of a deployment, fixed at construction.
- * Amounts are in wei, durations in seconds, shares in basis points (1/10,000).
+ * Amounts are in wei, durations in seconds (drawDelay in blocks), shares in basis points (1/10,000).
+ * docs/contracts.md gives the payoff of every role under every outcome.
  */
 struct Parameters {
-    /// Wei a challenger locks to open a dispute.
+    /// Wei a challenger locks to open a dispute; an appeal to round r locks bond * 2^r.
     uint256 bond;
     /// Seconds after the first checkpoint covering an entry during which it can be disputed.
     uint64 disputeWindow;
     /// Seconds within which the log promises (in its signed receipts) to anchor an entry.
     uint64 maxMergeDelay;
-    /// Seconds from a dispute's opening to its verdict deadline.
-    uint64 votingPeriod;
-    /// Seconds unstaked ether stays slashable; longer than maxMergeDelay + disputeWindow + votingPeriod,
-    /// so an entry logged just before an unstake request can still be disputed and resolved.
+    /// Seconds a drawn committee has to commit (or abstain).
+    uint64 commitPeriod;
+    /// Seconds after the commit phase to reveal.
+    uint64 revealPeriod;
+    /// Seconds after a round ends during which its losing side may appeal.
+    uint64 appealPeriod;
+    /// Seconds unstaked ether stays slashable: longer than an entry's whole exposure,
+    /// maxMergeDelay + disputeWindow + (appealRounds + 1) * (commitPeriod + revealPeriod + appealPeriod).
     uint64 unbondingPeriod;
-    /// Validators drawn per dispute.
+    /// Blocks between a dispute (or appeal) and the earliest block whose prevrandao draws its committee.
+    uint64 drawDelay;
+    /// Validators drawn for the first round; round r draws (committeeSize + 1) * 2^r - 1.
     uint8 committeeSize;
-    /// Agreeing votes that decide a dispute: a strict majority of the committee.
+    /// Agreeing votes that decide the first round (a strict majority); later rounds keep the ratio.
     uint8 quorum;
+    /// How many appeals a dispute may have.
+    uint8 appealRounds;
     /// Least active stake of a provider.
     uint256 minProviderStake;
-    /// Least active stake of a validator that can be drawn.
+    /// Least active stake with which a validator joins the pool committees are drawn from.
     uint256 minValidatorStake;
     /// Wei taken from a provider found to commit fraud (at most its stake).
     uint256 slashAmount;
-    /// Wei taken from each committee member who did not vote, or voted against the verdict.
+    /// Wei taken from a member who revealed a vote against the dispute's outcome.
     uint256 validatorPenalty;
+    /// Wei taken from a member who neither revealed nor abstained (silence, or a commit never revealed).
+    uint256 absencePenalty;
+    /// Wei taken from a member who abstained with a reason; less than absencePenalty.
+    uint256 abstentionPenalty;
     /// Share of the slashed stake that rewards the challenger; the rest goes to the majority.
     uint16 challengerRewardBps;
-    /// Share of a forfeited bond that goes to the provider; the rest goes to the majority.
+    /// Share of a forfeited challenger bond that goes to the provider; the rest goes to the majority.
     uint16 providerShareBps;
 }
 
@@ -40,38 +53,64 @@ struct Parameters {
  * @notice Checks a {Parameters} set before a deployment accepts it.
  */
 library AuditParameters {
-    /// @notice The largest committee; resolution loops over it.
-    uint8 internal constant MAX_COMMITTEE_SIZE = 31;
+    /// @notice The largest committee of any round; resolution loops over every round's members.
+    uint8 internal constant MAX_ROUND_SIZE = 63;
     uint16 internal constant BPS = 10_000;
 
     /// @dev `parameter` is invalid: `reason` says which rule it breaks.
     error AuditParametersInvalid(string parameter, string reason);
 
+    /// @notice The committee size of round `round` (0 is the first): (committeeSize + 1) * 2^round - 1.
+    function roundSize(uint8 committeeSize, uint256 round) internal pure returns (uint256) {
+        return ((uint256(committeeSize) + 1) << round) - 1;
+    }
+
+    /// @notice The quorum of a round of `size` members: ceil(size * quorum / committeeSize).
+    function roundQuorum(uint8 committeeSize, uint8 quorum, uint256 size) internal pure returns (uint256) {
+        return (size * quorum + committeeSize - 1) / committeeSize;
+    }
+
     /// @dev Reverts with {AuditParametersInvalid} naming the first parameter that breaks a rule.
     function validate(Parameters memory p) internal pure {
         if (p.bond == 0) revert AuditParametersInvalid("bond", "must be above zero");
         if (p.disputeWindow == 0) revert AuditParametersInvalid("disputeWindow", "must be above zero");
-        if (p.votingPeriod == 0) revert AuditParametersInvalid("votingPeriod", "must be above zero");
-        if (uint256(p.unbondingPeriod) <= uint256(p.maxMergeDelay) + p.disputeWindow + p.votingPeriod) {
+        if (p.commitPeriod == 0) revert AuditParametersInvalid("commitPeriod", "must be above zero");
+        if (p.revealPeriod == 0) revert AuditParametersInvalid("revealPeriod", "must be above zero");
+        if (p.appealPeriod == 0) revert AuditParametersInvalid("appealPeriod", "must be above zero");
+        uint256 rounds = uint256(p.appealRounds) + 1;
+        uint256 exposure = uint256(p.maxMergeDelay) + p.disputeWindow
+            + rounds * (uint256(p.commitPeriod) + p.revealPeriod + p.appealPeriod);
+        if (p.unbondingPeriod <= exposure) {
             revert AuditParametersInvalid(
-                "unbondingPeriod", "must exceed maxMergeDelay + disputeWindow + votingPeriod"
+                "unbondingPeriod",
+                "must exceed maxMergeDelay + disputeWindow + (appealRounds + 1) * (commitPeriod + revealPeriod + appealPeriod)"
             );
         }
-        if (p.committeeSize == 0 || p.committeeSize > MAX_COMMITTEE_SIZE) {
-            revert AuditParametersInvalid("committeeSize", "must be 1 to 31");
-        }
+        if (p.drawDelay == 0) revert AuditParametersInvalid("drawDelay", "must be at least 1 block");
+        if (p.committeeSize == 0) revert AuditParametersInvalid("committeeSize", "must be above zero");
         if (p.quorum <= p.committeeSize / 2 || p.quorum > p.committeeSize) {
             revert AuditParametersInvalid("quorum", "must be a strict majority of committeeSize, at most committeeSize");
         }
+        if (p.appealRounds > 5 || roundSize(p.committeeSize, p.appealRounds) > MAX_ROUND_SIZE) {
+            revert AuditParametersInvalid("appealRounds", "the last round's committee must be at most 63");
+        }
         if (p.minProviderStake == 0) revert AuditParametersInvalid("minProviderStake", "must be above zero");
-        if (p.minValidatorStake == 0) revert AuditParametersInvalid("minValidatorStake", "must be above zero");
         if (p.slashAmount == 0) revert AuditParametersInvalid("slashAmount", "must be above zero");
-        if (p.validatorPenalty > p.minValidatorStake) {
-            revert AuditParametersInvalid("validatorPenalty", "must not exceed minValidatorStake");
+        if (p.absencePenalty == 0) revert AuditParametersInvalid("absencePenalty", "must be above zero");
+        if (p.abstentionPenalty >= p.absencePenalty) {
+            revert AuditParametersInvalid("abstentionPenalty", "must be below absencePenalty");
+        }
+        uint256 largest = p.validatorPenalty > p.absencePenalty ? p.validatorPenalty : p.absencePenalty;
+        if (p.minValidatorStake <= largest) {
+            revert AuditParametersInvalid(
+                "minValidatorStake", "must exceed validatorPenalty and absencePenalty (one penalty never evicts)"
+            );
         }
         if (p.challengerRewardBps > BPS) revert AuditParametersInvalid("challengerRewardBps", "must be at most 10000");
         if (p.providerShareBps > BPS) revert AuditParametersInvalid("providerShareBps", "must be at most 10000");
-        // Amounts are kept in uint128 per stake and uint128 per bond.
-        if (p.bond > type(uint128).max) revert AuditParametersInvalid("bond", "must fit in 128 bits");
+        // Amounts are kept in uint128; the last appeal locks bond * 2^appealRounds.
+        if (p.bond > type(uint128).max >> (p.appealRounds + 1)) {
+            revert AuditParametersInvalid("bond", "bond * 2^appealRounds must fit in 127 bits");
+        }
     }
 }

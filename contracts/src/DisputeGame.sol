@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
-import {Parameters} from "./AuditParameters.sol";
+import {AuditParameters, Parameters} from "./AuditParameters.sol";
 import {Checkpoint, CheckpointLog} from "./CheckpointLog.sol";
 import {RecordSignatures} from "./RecordSignatures.sol";
 import {RFC9162} from "./RFC9162.sol";
@@ -12,53 +12,96 @@ import {StakeRegistry} from "./StakeRegistry.sol";
 /**
  * @title DisputeGame
  * @notice Anyone may dispute an anchored entry by locking a bond: the entry must be in the log (an
- * inclusion proof against the first checkpoint that covers it, whose fields the caller passes) and
- * signed by its provider (EIP-712).
- * A committee of staked validators, drawn with prevrandao, recomputes the TOPLOC check off chain and
- * votes; anyone resolves the dispute once every member voted or the deadline passed.
+ * inclusion proof against the first checkpoint that covers it) and signed by its provider (EIP-712);
+ * the record's bytes travel in the calldata.
  *
- * Outcomes: fraud (quorum of fraud votes) slashes the provider, refunds and rewards the challenger and
- * rewards the majority; honest (quorum of honest votes) forfeits the bond to the provider and the
- * majority; no quorum refunds the bond. Members who did not vote, or voted against the verdict, lose
- * {validatorPenalty} each, paid to the majority (to the voters, or the challenger, without one).
- * Every payout is a credit (see {PullPayments-withdraw}).
+ * A dispute runs in rounds. Each round:
+ * 1. draw: from {drawDelay} blocks after the dispute (or appeal) was filed, anyone calls {draw}; the
+ *    prevrandao of the block that mines it draws the committee, weighted by active stake, from the
+ *    validator pool less the provider, the challenger and every member of an earlier round;
+ * 2. commit: members commit to a vote ({commitVote}, a hash of it) or abstain with a reason
+ *    ({abstain}) within {commitPeriod};
+ * 3. reveal: members open their commitments ({revealVote}) within {revealPeriod};
+ * 4. appeal: for {appealPeriod} after the round, the side that lost it may appeal ({appeal}) with
+ *    bond * 2^(round + 1); the next round's committee is (committeeSize + 1) * 2^round - 1.
+ * A phase ends early once every member has acted. {resolve} then settles the dispute on its outcome:
+ * the result of the last round that reached its quorum (no quorum if none did). Only that outcome
+ * moves stakes and bonds; every member of every round is judged against it. docs/contracts.md has the
+ * payoff table.
  *
- * NOTE: prevrandao can be biased a little by the block proposer (it may withhold a block); a
- * committee is only as unpredictable as that.
+ * Every payout is a credit (see {PullPayments-withdraw}); wei that nobody earned (integer remainders,
+ * penalties of a dispute where nobody revealed) go to the reserve, which no one can withdraw.
  */
 abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures {
     /// @notice Outcome of a dispute not resolved yet.
     uint8 public constant OUTCOME_OPEN = 0;
-    /// @notice Outcome: a quorum voted fraud; the provider was slashed.
+    /// @notice Outcome: the deciding round found fraud; the provider was slashed.
     uint8 public constant OUTCOME_FRAUD = 1;
-    /// @notice Outcome: a quorum voted honest; the bond was forfeited.
+    /// @notice Outcome: the deciding round found the record honest; the challenger's bonds were forfeited.
     uint8 public constant OUTCOME_HONEST = 2;
-    /// @notice Outcome: no quorum by the deadline (nobody voted: "expired"); the bond was refunded.
+    /// @notice Outcome: no round reached its quorum; the bond was refunded.
     uint8 public constant OUTCOME_NO_QUORUM = 3;
 
-    /// @notice Ballot of an account that is not on the committee.
+    /// @notice Phase: resolved.
+    uint8 public constant PHASE_RESOLVED = 0;
+    /// @notice Phase: the current round's committee is not drawn yet.
+    uint8 public constant PHASE_DRAW = 1;
+    /// @notice Phase: members commit or abstain.
+    uint8 public constant PHASE_COMMIT = 2;
+    /// @notice Phase: members reveal.
+    uint8 public constant PHASE_REVEAL = 3;
+    /// @notice Phase: the round is over and its losing side may appeal.
+    uint8 public constant PHASE_APPEAL = 4;
+    /// @notice Phase: nothing is left but {resolve}.
+    uint8 public constant PHASE_RESOLVABLE = 5;
+
+    /// @notice Ballot of an account that is on no committee of the dispute.
     uint8 public constant BALLOT_NOT_MEMBER = 0;
-    /// @notice Ballot of a member who has not voted.
+    /// @notice Ballot of a member who has done nothing yet.
     uint8 public constant BALLOT_PENDING = 1;
-    /// @notice Ballot of a member who voted fraud.
-    uint8 public constant BALLOT_FRAUD = 2;
-    /// @notice Ballot of a member who voted honest.
-    uint8 public constant BALLOT_HONEST = 3;
+    /// @notice Ballot of a member who committed and has not revealed.
+    uint8 public constant BALLOT_COMMITTED = 2;
+    /// @notice Ballot of a member who revealed a fraud vote.
+    uint8 public constant BALLOT_FRAUD = 3;
+    /// @notice Ballot of a member who revealed an honest vote.
+    uint8 public constant BALLOT_HONEST = 4;
+    /// @notice Ballot of a member who abstained with a reason.
+    uint8 public constant BALLOT_ABSTAINED = 5;
 
     uint16 private constant _BPS = 10_000;
 
     struct Dispute {
         address provider;
         uint64 leafIndex;
-        address challenger;
-        uint64 deadline;
-        bytes32 recordDigest;
-        uint128 bond;
-        uint64 checkpointId;
         uint8 outcome;
+        uint8 rounds;
+        address challenger;
+        uint64 checkpointId;
+        bytes32 recordDigest;
+    }
+
+    struct Round {
+        address appellant;
+        uint64 drawBlock;
+        uint8 size;
+        uint8 quorum;
+        uint8 commits;
+        uint8 reveals;
         uint8 fraudVotes;
         uint8 honestVotes;
+        uint8 abstentions;
+        bool drawn;
+        uint128 bond;
+        uint64 commitDeadline;
+        uint64 revealDeadline;
+        uint256 seed;
         address[] committee;
+    }
+
+    struct Ballot {
+        uint8 round;
+        uint8 state;
+        bytes32 commitment;
     }
 
     /// @notice Wei a challenger locks to open a dispute.
@@ -67,34 +110,49 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
     uint64 public immutable disputeWindow;
     /// @notice Seconds within which the log promises to anchor an entry (its receipts' maximum merge delay).
     uint64 public immutable maxMergeDelay;
-    /// @notice Seconds from a dispute's opening to its verdict deadline.
-    uint64 public immutable votingPeriod;
-    /// @notice Validators drawn per dispute.
+    /// @notice Seconds a drawn committee has to commit or abstain.
+    uint64 public immutable commitPeriod;
+    /// @notice Seconds after the commit phase to reveal.
+    uint64 public immutable revealPeriod;
+    /// @notice Seconds after a round during which its losing side may appeal.
+    uint64 public immutable appealPeriod;
+    /// @notice Blocks from a filing to the first block that may draw its committee.
+    uint64 public immutable drawDelay;
+    /// @notice Validators drawn for the first round.
     uint8 public immutable committeeSize;
-    /// @notice Agreeing votes that decide a dispute.
+    /// @notice Agreeing votes that decide the first round.
     uint8 public immutable quorum;
+    /// @notice Appeals a dispute may have.
+    uint8 public immutable appealRounds;
     /// @notice Wei taken from a provider found to commit fraud (at most its stake).
     uint256 public immutable slashAmount;
-    /// @notice Wei taken from each member who did not vote or voted against the verdict.
+    /// @notice Wei taken from a member whose revealed vote is against the outcome.
     uint256 public immutable validatorPenalty;
+    /// @notice Wei taken from a member who neither revealed nor abstained.
+    uint256 public immutable absencePenalty;
+    /// @notice Wei taken from a member who abstained with a reason.
+    uint256 public immutable abstentionPenalty;
     /// @notice Share of the slashed stake, in basis points, that rewards the challenger.
     uint16 public immutable challengerRewardBps;
-    /// @notice Share of a forfeited bond, in basis points, that goes to the provider.
+    /// @notice Share of a forfeited challenger bond, in basis points, that goes to the provider.
     uint16 public immutable providerShareBps;
 
     /// @notice The number of disputes; ids run from 1.
     uint256 public disputeCount;
     /// @notice Sum of the bonds of open disputes: part of the solvency invariant.
     uint256 public totalBonds;
+    /// @notice Wei nobody earned (see the contract's notice): part of the solvency invariant.
+    uint256 public totalReserve;
     /// @notice The latest dispute of each entry (0 if none).
     mapping(uint64 leafIndex => uint256) public disputeOfLeaf;
 
     mapping(uint256 disputeId => Dispute) private _disputes;
-    mapping(uint256 disputeId => mapping(address validator => uint8)) private _ballots;
+    mapping(uint256 disputeId => mapping(uint256 round => Round)) private _rounds;
+    mapping(uint256 disputeId => mapping(address validator => Ballot)) private _ballots;
 
     /**
      * @dev Emitted when `challenger` disputes entry `leafIndex`, the record `recordDigest` of
-     * `provider`, locking `bond`; `committee` must vote by `deadline`.
+     * `provider`, locking `bond`; the committee can be drawn from block `drawBlock`.
      */
     event DisputeOpened(
         uint256 indexed disputeId,
@@ -103,24 +161,46 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         address challenger,
         bytes32 recordDigest,
         uint256 bond,
-        address[] committee,
-        uint64 deadline
+        uint64 drawBlock
     );
 
-    /// @dev Emitted when committee member `validator` votes on `disputeId`, with the hash of its evidence.
-    event VerdictSubmitted(uint256 indexed disputeId, address indexed validator, bool fraud, bytes32 evidenceHash);
+    /**
+     * @dev Emitted when round `round` of `disputeId` draws `committee` with `seed` (empty when the pool
+     * was too small); commits close at `commitDeadline`, reveals at `revealDeadline`.
+     */
+    event CommitteeDrawn(
+        uint256 indexed disputeId,
+        uint8 indexed round,
+        address[] committee,
+        uint256 seed,
+        uint8 quorum,
+        uint64 commitDeadline,
+        uint64 revealDeadline
+    );
+
+    /// @dev Emitted when member `validator` of round `round` commits to a hidden vote.
+    event VoteCommitted(uint256 indexed disputeId, uint8 indexed round, address indexed validator, bytes32 commitment);
+
+    /// @dev Emitted when `validator` reveals its vote, bound to the SHA-256 of its evidence report.
+    event VoteRevealed(
+        uint256 indexed disputeId, uint8 indexed round, address indexed validator, bool fraud, bytes32 evidenceHash
+    );
+
+    /// @dev Emitted when `validator` abstains, bound to the SHA-256 of its report giving the reason.
+    event VoteAbstained(uint256 indexed disputeId, uint8 indexed round, address indexed validator, bytes32 reasonHash);
+
+    /// @dev Emitted when `appellant` appeals round `round - 1`, locking `bond` for round `round`.
+    event DisputeAppealed(
+        uint256 indexed disputeId, uint8 indexed round, address indexed appellant, uint256 bond, uint64 drawBlock
+    );
 
     /**
-     * @dev Emitted when `disputeId` is resolved with `outcome` (1 fraud, 2 honest, 3 no quorum); the
-     * provider lost `slashed` wei and the committee `penalties` wei.
+     * @dev Emitted when `disputeId` is resolved with `outcome` (1 fraud, 2 honest, 3 no quorum) decided
+     * in round `decidingRound`; the provider lost `slashed` wei, the committees `penalties` wei, and
+     * `reserved` wei went to the reserve.
      */
     event DisputeResolved(
-        uint256 indexed disputeId,
-        uint8 outcome,
-        uint8 fraudVotes,
-        uint8 honestVotes,
-        uint256 slashed,
-        uint256 penalties
+        uint256 indexed disputeId, uint8 outcome, uint8 decidingRound, uint256 slashed, uint256 penalties, uint256 reserved
     );
 
     /// @dev The bond must be exactly `required` wei; `sent` was sent.
@@ -159,41 +239,50 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
     /// @dev There is no dispute `disputeId`.
     error DisputeGameUnknownDispute(uint256 disputeId);
 
-    /// @dev Dispute `disputeId` is already resolved with `outcome`.
-    error DisputeGameNotOpen(uint256 disputeId, uint8 outcome);
+    /// @dev Dispute `disputeId` is in phase `phase`, not `required` (see the PHASE_ constants).
+    error DisputeGameWrongPhase(uint256 disputeId, uint8 phase, uint8 required);
 
-    /// @dev Voting on `disputeId` closed at `deadline`; it is `timestamp`.
-    error DisputeGameVotingClosed(uint256 disputeId, uint64 deadline, uint64 timestamp);
+    /// @dev The committee of `disputeId` can be drawn from block `drawBlock`; this is block `blockNumber`.
+    error DisputeGameTooEarlyToDraw(uint256 disputeId, uint64 drawBlock, uint256 blockNumber);
 
-    /// @dev `account` is not on the committee of `disputeId`.
+    /// @dev `account` is not on the current committee of `disputeId`.
     error DisputeGameNotCommitteeMember(uint256 disputeId, address account);
 
-    /// @dev `validator` already voted on `disputeId`.
-    error DisputeGameAlreadyVoted(uint256 disputeId, address validator);
+    /// @dev `validator`'s ballot on `disputeId` is `state`, not `required` (see the BALLOT_ constants).
+    error DisputeGameWrongBallot(uint256 disputeId, address validator, uint8 state, uint8 required);
 
-    /// @dev A verdict needs a non-zero evidence hash.
-    error DisputeGameMissingEvidence(uint256 disputeId);
+    /// @dev A commitment, evidence hash or reason hash of zero.
+    error DisputeGameZeroHash(uint256 disputeId);
 
-    /// @dev `disputeId` can be resolved once every member voted or after `deadline`; it is `timestamp`.
-    error DisputeGameNotResolvable(uint256 disputeId, uint64 deadline, uint64 timestamp);
+    /// @dev The revealed vote does not hash to `validator`'s commitment.
+    error DisputeGameCommitmentMismatch(uint256 disputeId, address validator);
+
+    /// @dev Only `loser`, the side that lost the round, may appeal it.
+    error DisputeGameNotAppellant(uint256 disputeId, address loser);
 
     /// @dev Requires `p` checked by {AuditParameters-validate}.
     constructor(Parameters memory p) {
         bond = p.bond;
         disputeWindow = p.disputeWindow;
         maxMergeDelay = p.maxMergeDelay;
-        votingPeriod = p.votingPeriod;
+        commitPeriod = p.commitPeriod;
+        revealPeriod = p.revealPeriod;
+        appealPeriod = p.appealPeriod;
+        drawDelay = p.drawDelay;
         committeeSize = p.committeeSize;
         quorum = p.quorum;
+        appealRounds = p.appealRounds;
         slashAmount = p.slashAmount;
         validatorPenalty = p.validatorPenalty;
+        absencePenalty = p.absencePenalty;
+        abstentionPenalty = p.abstentionPenalty;
         challengerRewardBps = p.challengerRewardBps;
         providerShareBps = p.providerShareBps;
     }
 
     /**
      * @notice Disputes entry `leafIndex` of the log: the record `recordDigest` of `provider`. Send
-     * exactly {bond} wei. Returns the new dispute's id.
+     * exactly {bond} wei. Returns the new dispute's id; its committee is drawn later ({draw}).
      *
      * Requirements, checked in this order:
      * 1. the bond is exactly {bond};
@@ -208,7 +297,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
      * 6. `providerSig` is `provider`'s EIP-712 signature over `recordDigest` (see {RecordSignatures});
      * 7. `proof` is the inclusion proof of leaf SHA-256(0x00 || provider || recordDigest) at
      *    `leafIndex` in that checkpoint;
-     * 8. enough eligible validators besides the provider and the caller to draw {committeeSize}.
+     * 8. the pool holds at least {committeeSize} validators besides the provider and the caller.
      *
      * Emits a {DisputeOpened} event.
      */
@@ -231,7 +320,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
             revert DisputeGameNotFirstCheckpoint(leafIndex, checkpointId, checkpoint.previousSize, checkpoint.size);
         }
         uint64 timestamp = uint64(block.timestamp);
-        uint64 windowEnds = _windowEndsAt(checkpoint.timestamp);
+        uint64 windowEnds = checkpoint.timestamp + disputeWindow;
         if (timestamp > windowEnds) revert DisputeGameWindowClosed(leafIndex, windowEnds, timestamp);
 
         uint256 previous = disputeOfLeaf[leafIndex];
@@ -249,113 +338,215 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         if (!RFC9162.verifyInclusion(leafIndex, checkpoint.size, leafHash, proof, checkpoint.root)) {
             revert DisputeGameInvalidInclusionProof(leafIndex, checkpointId);
         }
+        _requirePool(provider, msg.sender, 0, committeeSize);
 
         disputeId = disputeCount + 1;
-        address[] memory committee = _drawCommittee(committeeSeed(block.prevrandao, disputeId), provider, msg.sender);
-        uint64 deadline = _deadlineAt(timestamp);
-
         disputeCount = disputeId;
         Dispute storage d = _disputes[disputeId];
         d.provider = provider;
         d.leafIndex = leafIndex;
         d.challenger = msg.sender;
-        d.deadline = deadline;
-        d.recordDigest = recordDigest;
-        d.bond = SafeCast.toUint128(msg.value);
         d.checkpointId = SafeCast.toUint64(checkpointId);
-        d.committee = committee;
-        for (uint256 i; i < committee.length; ++i) {
-            _ballots[disputeId][committee[i]] = BALLOT_PENDING;
-            _addOpenDispute(committee[i]);
-        }
+        d.recordDigest = recordDigest;
+        uint64 drawBlock = _newRound(disputeId, d, address(0), msg.value);
         _addOpenDispute(provider);
         disputeOfLeaf[leafIndex] = disputeId;
-        totalBonds += msg.value;
-        emit DisputeOpened(disputeId, leafIndex, provider, msg.sender, recordDigest, msg.value, committee, deadline);
+        emit DisputeOpened(disputeId, leafIndex, provider, msg.sender, recordDigest, msg.value, drawBlock);
     }
 
     /**
-     * @notice Votes on `disputeId`: `fraud` if the record fails the TOPLOC check, with the hash of the
-     * evidence (kept off chain).
+     * @notice Draws the current round's committee of `disputeId`; anyone may call it, from the round's
+     * drawBlock on. The seed is keccak256(abi.encode(block.prevrandao, disputeId, round)) of the block
+     * that mines this call, so nobody knew it when the dispute or appeal was filed. If the pool has
+     * become too small, the committee is empty and the round ends without a quorum.
      *
-     * Requirements: the dispute is open, its deadline has not passed, the caller is on its committee
-     * and has not voted, and `evidenceHash` is not zero.
-     *
-     * Emits a {VerdictSubmitted} event.
+     * Emits a {CommitteeDrawn} event.
      */
-    function submitVerdict(uint256 disputeId, bool fraud, bytes32 evidenceHash) external {
-        Dispute storage d = _openDispute(disputeId);
+    function draw(uint256 disputeId) external {
+        (Dispute storage d, Round storage r, uint8 phase) = _current(disputeId);
+        if (phase != PHASE_DRAW) revert DisputeGameWrongPhase(disputeId, phase, PHASE_DRAW);
+        if (block.number < r.drawBlock) revert DisputeGameTooEarlyToDraw(disputeId, r.drawBlock, block.number);
+        uint8 round = d.rounds - 1;
+        uint256 seed = committeeSeed(block.prevrandao, disputeId, round);
+        address[] memory committee = _drawCommittee(seed, disputeId, d.provider, d.challenger, r.size);
         uint64 timestamp = uint64(block.timestamp);
-        if (!_votingOpen(d.deadline, timestamp)) revert DisputeGameVotingClosed(disputeId, d.deadline, timestamp);
-        uint8 ballot = _ballots[disputeId][msg.sender];
-        if (ballot == BALLOT_NOT_MEMBER) revert DisputeGameNotCommitteeMember(disputeId, msg.sender);
-        if (ballot != BALLOT_PENDING) revert DisputeGameAlreadyVoted(disputeId, msg.sender);
-        if (evidenceHash == bytes32(0)) revert DisputeGameMissingEvidence(disputeId);
 
-        _ballots[disputeId][msg.sender] = fraud ? BALLOT_FRAUD : BALLOT_HONEST;
-        if (fraud) d.fraudVotes += 1;
-        else d.honestVotes += 1;
-        emit VerdictSubmitted(disputeId, msg.sender, fraud, evidenceHash);
+        r.drawn = true;
+        r.seed = seed;
+        r.committee = committee;
+        r.commitDeadline = timestamp + commitPeriod;
+        r.revealDeadline = timestamp + commitPeriod + revealPeriod;
+        for (uint256 i; i < committee.length; ++i) {
+            _ballots[disputeId][committee[i]] = Ballot(round, BALLOT_PENDING, bytes32(0));
+            _addOpenDispute(committee[i]);
+        }
+        if (committee.length == 0) {
+            r.size = 0; // nobody to wait for: the round ends without a quorum
+            _endEarly(r, timestamp);
+        }
+        emit CommitteeDrawn(disputeId, round, committee, seed, r.quorum, r.commitDeadline, r.revealDeadline);
     }
 
     /**
-     * @notice Resolves `disputeId` and credits everyone what it is owed; anyone may call it.
+     * @notice Commits the caller's hidden vote on `disputeId`:
+     * `commitment` = keccak256(abi.encode(disputeId, voter, fraud, evidenceHash, salt)).
      *
-     * Requirements: the dispute is open, and every member voted or the deadline passed.
+     * Requirements: the commit phase of the current round, the caller is a member of it with nothing
+     * done yet, and the commitment is not zero.
      *
-     * Emits {Slashed} and {Credited} events as stake moves, then a {DisputeResolved} event.
+     * Emits a {VoteCommitted} event.
+     */
+    function commitVote(uint256 disputeId, bytes32 commitment) external {
+        (Dispute storage d, Round storage r, Ballot storage b) = _member(disputeId, PHASE_COMMIT, BALLOT_PENDING);
+        if (commitment == bytes32(0)) revert DisputeGameZeroHash(disputeId);
+        b.state = BALLOT_COMMITTED;
+        b.commitment = commitment;
+        r.commits += 1;
+        emit VoteCommitted(disputeId, d.rounds - 1, msg.sender, commitment);
+    }
+
+    /**
+     * @notice Abstains on `disputeId` instead of committing, with the SHA-256 of a report giving the
+     * reason (such as the model not being held). Costs {abstentionPenalty}, less than silence.
+     *
+     * Requirements: as {commitVote}; `reasonHash` is not zero.
+     *
+     * Emits a {VoteAbstained} event.
+     */
+    function abstain(uint256 disputeId, bytes32 reasonHash) external {
+        (Dispute storage d, Round storage r, Ballot storage b) = _member(disputeId, PHASE_COMMIT, BALLOT_PENDING);
+        if (reasonHash == bytes32(0)) revert DisputeGameZeroHash(disputeId);
+        b.state = BALLOT_ABSTAINED;
+        r.abstentions += 1;
+        if (uint256(r.reveals) + r.abstentions == r.size) _endEarly(r, uint64(block.timestamp));
+        emit VoteAbstained(disputeId, d.rounds - 1, msg.sender, reasonHash);
+    }
+
+    /**
+     * @notice Reveals the caller's committed vote on `disputeId`: `fraud` if the record fails the
+     * TOPLOC check, bound to `evidenceHash`, the SHA-256 of the evidence report it publishes.
+     *
+     * Requirements: the reveal phase of the current round (after the commit deadline, or once every
+     * member committed or abstained), the caller committed, `evidenceHash` is not zero and
+     * keccak256(abi.encode(disputeId, caller, fraud, evidenceHash, salt)) is its commitment.
+     *
+     * Emits a {VoteRevealed} event.
+     */
+    function revealVote(uint256 disputeId, bool fraud, bytes32 evidenceHash, bytes32 salt) external {
+        (Dispute storage d, Round storage r, Ballot storage b) = _member(disputeId, PHASE_REVEAL, BALLOT_COMMITTED);
+        if (evidenceHash == bytes32(0)) revert DisputeGameZeroHash(disputeId);
+        if (voteCommitment(disputeId, msg.sender, fraud, evidenceHash, salt) != b.commitment) {
+            revert DisputeGameCommitmentMismatch(disputeId, msg.sender);
+        }
+        b.state = fraud ? BALLOT_FRAUD : BALLOT_HONEST;
+        r.reveals += 1;
+        if (fraud) r.fraudVotes += 1;
+        else r.honestVotes += 1;
+        if (uint256(r.reveals) + r.abstentions == r.size) _endEarly(r, uint64(block.timestamp));
+        emit VoteRevealed(disputeId, d.rounds - 1, msg.sender, fraud, evidenceHash);
+    }
+
+    /**
+     * @notice Appeals the current round of `disputeId`, which reached a quorum: the provider may appeal a
+     * fraud result, the challenger an honest one. Send exactly {appealBond} of the next round. A larger
+     * committee, none of whose members sat on an earlier round, is drawn from {drawDelay} blocks on.
+     *
+     * Requirements: the appeal phase, a round below the last allowed, the caller the losing side, the
+     * exact bond, and a pool large enough for the next committee.
+     *
+     * Emits a {DisputeAppealed} event.
+     */
+    function appeal(uint256 disputeId) external payable {
+        (Dispute storage d, Round storage r, uint8 phase) = _current(disputeId);
+        if (phase != PHASE_APPEAL) revert DisputeGameWrongPhase(disputeId, phase, PHASE_APPEAL);
+        uint8 result = _result(r);
+        address loser = result == OUTCOME_FRAUD ? d.provider : d.challenger;
+        if (msg.sender != loser) revert DisputeGameNotAppellant(disputeId, loser);
+        uint8 next = d.rounds;
+        uint256 required = appealBond(next);
+        if (msg.value != required) revert DisputeGameWrongBond(msg.value, required);
+        _requirePool(d.provider, d.challenger, _seated(disputeId, next), AuditParameters.roundSize(committeeSize, next));
+
+        uint64 drawBlock = _newRound(disputeId, d, msg.sender, msg.value);
+        emit DisputeAppealed(disputeId, next, msg.sender, msg.value, drawBlock);
+    }
+
+    /**
+     * @notice Settles `disputeId` on its outcome and credits everyone what it is owed; anyone may call
+     * it once the last round is over and cannot be appealed any more.
+     *
+     * Emits {Slashed}, {Credited} and {ValidatorEligibilityChanged} events as stake moves, then a
+     * {DisputeResolved} event.
      */
     function resolve(uint256 disputeId) external returns (uint8 outcome) {
-        Dispute storage d = _openDispute(disputeId);
-        uint64 timestamp = uint64(block.timestamp);
-        uint256 votes = uint256(d.fraudVotes) + d.honestVotes;
-        if (!_resolvable(votes, d.committee.length, d.deadline, timestamp)) {
-            revert DisputeGameNotResolvable(disputeId, d.deadline, timestamp);
-        }
-        outcome = _outcome(d.fraudVotes, d.honestVotes);
+        (Dispute storage d,, uint8 phase) = _current(disputeId);
+        if (phase != PHASE_RESOLVABLE) revert DisputeGameWrongPhase(disputeId, phase, PHASE_RESOLVABLE);
+        uint8 deciding;
+        (outcome, deciding) = _outcomeOf(disputeId, d.rounds);
         d.outcome = outcome;
-        totalBonds -= d.bond;
 
-        address[] memory committee = d.committee;
-        uint8 winning = outcome == OUTCOME_FRAUD ? BALLOT_FRAUD : outcome == OUTCOME_HONEST ? BALLOT_HONEST : 0;
-        uint256 penalties = 0;
+        uint256 locked = _locked(disputeId, d.rounds);
+        totalBonds -= locked;
+        (uint256 challengerBonds, uint256 providerBonds) = _bonds(disputeId, d);
         _removeOpenDispute(d.provider);
-        for (uint256 i; i < committee.length; ++i) {
-            _removeOpenDispute(committee[i]);
-            uint8 ballot = _ballots[disputeId][committee[i]];
-            if (ballot == BALLOT_PENDING || (winning != 0 && ballot != winning)) {
-                penalties += _slash(committee[i], validatorPenalty, disputeId);
-            }
-        }
+        (uint256 penalties, uint256 winners) = _judgeMembers(disputeId, d.rounds, outcome);
 
         uint256 slashed = 0;
+        uint256 pool = penalties;
         if (outcome == OUTCOME_FRAUD) {
             slashed = _slash(d.provider, slashAmount, disputeId);
             uint256 reward = (slashed * challengerRewardBps) / _BPS;
-            uint256 remainder = _payVoters(disputeId, committee, winning, slashed - reward + penalties, d.fraudVotes);
-            _credit(d.challenger, d.bond + reward + remainder, disputeId);
+            pool += slashed - reward + providerBonds;
+            _credit(d.challenger, challengerBonds + reward, disputeId);
         } else if (outcome == OUTCOME_HONEST) {
-            uint256 providerShare = (uint256(d.bond) * providerShareBps) / _BPS;
-            uint256 remainder =
-                _payVoters(disputeId, committee, winning, d.bond - providerShare + penalties, d.honestVotes);
-            _credit(d.provider, providerShare + remainder, disputeId);
+            uint256 providerShare = (challengerBonds * providerShareBps) / _BPS;
+            pool += challengerBonds - providerShare;
+            _credit(d.provider, providerBonds + providerShare, disputeId);
         } else {
-            // No verdict: the bond goes back; penalties of absent members go to those who voted.
-            uint256 remainder = _payVoters(disputeId, committee, 0, penalties, votes);
-            _credit(d.challenger, d.bond + remainder, disputeId);
+            // No round decided (so there was no appeal): the bond goes back; penalties go to those who
+            // revealed, never to the challenger.
+            _credit(d.challenger, challengerBonds, disputeId);
         }
-        emit DisputeResolved(disputeId, outcome, d.fraudVotes, d.honestVotes, slashed, penalties);
+        uint256 reserved = _payWinners(disputeId, d.rounds, outcome, pool, winners);
+        totalReserve += reserved;
+        emit DisputeResolved(disputeId, outcome, deciding, slashed, penalties, reserved);
     }
 
-    /// @notice Dispute `disputeId`, committee included.
+    /// @notice Dispute `disputeId` (its rounds through {rounds}).
     function disputes(uint256 disputeId) external view returns (Dispute memory) {
-        if (disputeId == 0 || disputeId > disputeCount) revert DisputeGameUnknownDispute(disputeId);
-        return _disputes[disputeId];
+        return _dispute(disputeId);
     }
 
-    /// @notice The ballot of `validator` on `disputeId`: 0 not a member, 1 pending, 2 fraud, 3 honest.
-    function ballotOf(uint256 disputeId, address validator) external view returns (uint8) {
-        return _ballots[disputeId][validator];
+    /// @notice Round `round` of `disputeId`, committee included.
+    function rounds(uint256 disputeId, uint8 round) external view returns (Round memory) {
+        Dispute storage d = _dispute(disputeId);
+        if (round >= d.rounds) revert DisputeGameUnknownDispute(disputeId);
+        return _rounds[disputeId][round];
+    }
+
+    /// @notice The phase of `disputeId` now (see the PHASE_ constants).
+    function phaseOf(uint256 disputeId) external view returns (uint8 phase) {
+        (,, phase) = _current(disputeId);
+    }
+
+    /// @notice The ballot of `validator` on `disputeId`: its round and state (see the BALLOT_ constants).
+    function ballotOf(uint256 disputeId, address validator) external view returns (uint8 round, uint8 state) {
+        Ballot storage b = _ballots[disputeId][validator];
+        return (b.round, b.state);
+    }
+
+    /// @notice The bond that opens round `round`: {bond} * 2^round (round 0 is the dispute itself).
+    function appealBond(uint8 round) public view returns (uint256) {
+        return bond << round;
+    }
+
+    /// @notice The commitment of a vote: keccak256(abi.encode(disputeId, voter, fraud, evidenceHash, salt)).
+    function voteCommitment(uint256 disputeId, address voter, bool fraud, bytes32 evidenceHash, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(disputeId, voter, fraud, evidenceHash, salt));
     }
 
     /// @notice The leaf hash of a record in the log: SHA-256(0x00 || provider || recordDigest).
@@ -363,83 +554,234 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         return RFC9162.hashLeaf(abi.encodePacked(provider, recordDigest));
     }
 
-    /// @notice The seed of a committee draw: keccak256(abi.encode(prevrandao, disputeId)).
-    function committeeSeed(uint256 prevrandao, uint256 disputeId) public pure returns (uint256) {
-        return uint256(keccak256(abi.encode(prevrandao, disputeId)));
+    /// @notice The seed of a committee draw: keccak256(abi.encode(prevrandao, disputeId, round)).
+    function committeeSeed(uint256 prevrandao, uint256 disputeId, uint8 round) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(prevrandao, disputeId, round)));
     }
 
     /**
-     * @dev Draws {committeeSize} distinct eligible validators other than `provider` and `challenger`:
-     * a partial Fisher-Yates shuffle of the validator set, step k swapping position k with
-     * k + keccak256(abi.encode(seed, k)) mod (n - k). The permutation is kept in memory (index + 1,
-     * 0 for untouched), so only the drawn members are read from storage.
+     * @notice The committee of `size` that `seed` draws from the pool as it stands, `provider` and
+     * `challenger` excluded (what {draw} does, before the exclusion of earlier rounds' members).
      */
-    function _drawCommittee(uint256 seed, address provider, address challenger)
+    function previewCommittee(uint256 seed, address provider, address challenger, uint8 size)
+        external
+        view
+        returns (address[] memory)
+    {
+        return _drawCommittee(seed, 0, provider, challenger, size);
+    }
+
+    // -- rounds -----------------------------------------------------------------------------------
+
+    function _newRound(uint256 disputeId, Dispute storage d, address appellant, uint256 value)
+        private
+        returns (uint64 drawBlock)
+    {
+        uint8 round = d.rounds;
+        uint256 size = AuditParameters.roundSize(committeeSize, round);
+        Round storage r = _rounds[disputeId][round];
+        drawBlock = SafeCast.toUint64(block.number + drawDelay);
+        r.appellant = appellant;
+        r.drawBlock = drawBlock;
+        r.size = uint8(size);
+        r.quorum = uint8(AuditParameters.roundQuorum(committeeSize, quorum, size));
+        r.bond = SafeCast.toUint128(value);
+        d.rounds = round + 1;
+        totalBonds += value;
+    }
+
+    /// @dev Marks round `r` over now: every member acted, or nobody could be drawn.
+    function _endEarly(Round storage r, uint64 timestamp) private {
+        if (r.commitDeadline > timestamp) r.commitDeadline = timestamp;
+        r.revealDeadline = timestamp;
+    }
+
+    function _dispute(uint256 disputeId) private view returns (Dispute storage d) {
+        if (disputeId == 0 || disputeId > disputeCount) revert DisputeGameUnknownDispute(disputeId);
+        d = _disputes[disputeId];
+    }
+
+    /// @dev The dispute, its current round and its phase now.
+    function _current(uint256 disputeId) private view returns (Dispute storage d, Round storage r, uint8 phase) {
+        d = _dispute(disputeId);
+        r = _rounds[disputeId][d.rounds - 1];
+        phase = _phase(d, r, uint64(block.timestamp));
+    }
+
+    function _phase(Dispute storage d, Round storage r, uint64 timestamp) private view returns (uint8) {
+        if (d.outcome != OUTCOME_OPEN) return PHASE_RESOLVED;
+        if (!r.drawn) return PHASE_DRAW;
+        bool allActed = uint256(r.commits) + r.abstentions == r.size;
+        if (timestamp <= r.commitDeadline && !allActed) return PHASE_COMMIT;
+        // Reveals are awaited only while a commitment is still closed.
+        if (timestamp <= r.revealDeadline && r.reveals < r.commits) return PHASE_REVEAL;
+        uint8 result = _result(r);
+        bool appealable = result != OUTCOME_NO_QUORUM && d.rounds <= appealRounds;
+        if (appealable && timestamp <= uint256(r.revealDeadline) + appealPeriod) return PHASE_APPEAL;
+        return PHASE_RESOLVABLE;
+    }
+
+    function _member(uint256 disputeId, uint8 phaseRequired, uint8 stateRequired)
+        private
+        view
+        returns (Dispute storage d, Round storage r, Ballot storage b)
+    {
+        uint8 phase;
+        (d, r, phase) = _current(disputeId);
+        if (phase != phaseRequired) revert DisputeGameWrongPhase(disputeId, phase, phaseRequired);
+        b = _ballots[disputeId][msg.sender];
+        if (b.state == BALLOT_NOT_MEMBER || b.round != d.rounds - 1) {
+            revert DisputeGameNotCommitteeMember(disputeId, msg.sender);
+        }
+        if (b.state != stateRequired) revert DisputeGameWrongBallot(disputeId, msg.sender, b.state, stateRequired);
+    }
+
+    function _result(Round storage r) private view returns (uint8) {
+        // Each round's quorum is a strict majority of its committee, so at most one side reaches it.
+        if (r.size == 0) return OUTCOME_NO_QUORUM;
+        if (r.fraudVotes >= r.quorum) return OUTCOME_FRAUD;
+        if (r.honestVotes >= r.quorum) return OUTCOME_HONEST;
+        return OUTCOME_NO_QUORUM;
+    }
+
+    /// @dev The result of the last round that reached its quorum, and that round.
+    function _outcomeOf(uint256 disputeId, uint8 count) private view returns (uint8, uint8) {
+        for (uint256 i = count; i > 0; --i) {
+            uint8 result = _result(_rounds[disputeId][i - 1]);
+            if (result != OUTCOME_NO_QUORUM) return (result, uint8(i - 1));
+        }
+        return (OUTCOME_NO_QUORUM, 0);
+    }
+
+    /// @dev The bonds each side stakes on the outcome: the challenger's (the dispute, its appeals) and
+    /// the provider's; an appeal whose committee could not be drawn (the pool shrank) is refunded now.
+    function _bonds(uint256 disputeId, Dispute storage d) private returns (uint256 challenger, uint256 provider) {
+        for (uint256 i; i < d.rounds; ++i) {
+            Round storage r = _rounds[disputeId][i];
+            if (i > 0 && r.size == 0) _credit(r.appellant, r.bond, disputeId);
+            else if (r.appellant == d.provider) provider += r.bond;
+            else challenger += r.bond;
+        }
+    }
+
+    function _locked(uint256 disputeId, uint8 count) private view returns (uint256 locked) {
+        for (uint256 i; i < count; ++i) {
+            locked += _rounds[disputeId][i].bond;
+        }
+    }
+
+    /// @dev Members of rounds before `round` still in the pool: drawn already, so not drawable again.
+    function _seated(uint256 disputeId, uint8 round) private view returns (uint256 seated) {
+        for (uint256 i; i < round; ++i) {
+            address[] storage committee = _rounds[disputeId][i].committee;
+            for (uint256 j; j < committee.length; ++j) {
+                if (isEligibleValidator(committee[j])) ++seated;
+            }
+        }
+    }
+
+    /// @dev Reverts unless the pool, less the two parties and `seated` earlier members, can seat `size`.
+    function _requirePool(address provider, address challenger, uint256 seated, uint256 size) private view {
+        uint256 excluded = (isEligibleValidator(provider) ? 1 : 0) + (isEligibleValidator(challenger) ? 1 : 0) + seated;
+        uint256 n = eligibleValidatorCount;
+        uint256 eligible = n > excluded ? n - excluded : 0;
+        if (eligible < size) revert DisputeGameNotEnoughValidators(eligible, size);
+    }
+
+    // -- the draw ---------------------------------------------------------------------------------
+
+    /**
+     * @dev Draws `size` distinct validators without replacement, each seat with probability
+     * proportional to draw weight ({drawWeightOf}: active stake before this block) among those left:
+     * seat k takes the validator whose weight interval, in pool order, holds
+     * keccak256(abi.encode(seed, k)) mod (weight left). The provider, the challenger and members of
+     * earlier rounds of `disputeId` (none when 0) weigh nothing. Returns an empty committee when fewer
+     * than `size` validators can be drawn.
+     */
+    function _drawCommittee(uint256 seed, uint256 disputeId, address provider, address challenger, uint256 size)
         private
         view
         returns (address[] memory members)
     {
         uint256 n = validatorCount();
-        uint256 excluded = (isEligibleValidator(provider) ? 1 : 0) + (isEligibleValidator(challenger) ? 1 : 0);
-        if (n - excluded < committeeSize) revert DisputeGameNotEnoughValidators(n - excluded, committeeSize);
-        members = new address[](committeeSize);
-        uint256[] memory permutation = new uint256[](n);
-        uint256 chosen = 0;
-        for (uint256 k; chosen < committeeSize; ++k) {
-            uint256 j = k + uint256(keccak256(abi.encode(seed, k))) % (n - k);
-            uint256 pick = permutation[j] == 0 ? j : permutation[j] - 1;
-            permutation[j] = permutation[k] == 0 ? k + 1 : permutation[k];
-            address candidate = validatorAt(pick);
-            if (candidate == provider || candidate == challenger) continue;
-            members[chosen++] = candidate;
+        address[] memory pool = new address[](n);
+        uint256[] memory weights = new uint256[](n);
+        uint256 total = 0;
+        uint256 drawable = 0;
+        for (uint256 i; i < n; ++i) {
+            address v = validatorAt(i);
+            pool[i] = v;
+            if (v == provider || v == challenger || _ballots[disputeId][v].state != BALLOT_NOT_MEMBER) continue;
+            weights[i] = drawWeightOf(v);
+            if (weights[i] == 0) continue;
+            total += weights[i];
+            ++drawable;
+        }
+        if (drawable < size) return new address[](0);
+        members = new address[](size);
+        for (uint256 k; k < size; ++k) {
+            uint256 point = uint256(keccak256(abi.encode(seed, k))) % total;
+            uint256 i = 0;
+            while (point >= weights[i]) {
+                point -= weights[i];
+                ++i;
+            }
+            members[k] = pool[i];
+            total -= weights[i];
+            weights[i] = 0;
         }
     }
 
-    /// @dev Credits `pool / count` to every member whose ballot is `ballot` (any vote when 0); returns the rest.
-    function _payVoters(uint256 disputeId, address[] memory committee, uint8 ballot, uint256 pool, uint256 count)
+    // -- settlement -------------------------------------------------------------------------------
+
+    /**
+     * @dev Penalises every member of every round against `outcome` (absent, abstained, or revealed
+     * against a decided outcome) and releases them; returns the penalties taken and how many members
+     * earned a share: revealed with a decided outcome, or revealed at all when nothing was decided.
+     */
+    function _judgeMembers(uint256 disputeId, uint8 count, uint8 outcome)
         private
-        returns (uint256 remainder)
+        returns (uint256 penalties, uint256 winners)
     {
-        if (count == 0) return pool;
-        uint256 share = pool / count;
-        for (uint256 i; i < committee.length; ++i) {
-            uint8 cast = _ballots[disputeId][committee[i]];
-            bool voted = cast == BALLOT_FRAUD || cast == BALLOT_HONEST;
-            if (ballot == 0 ? voted : cast == ballot) _credit(committee[i], share, disputeId);
+        uint8 winning = _winningBallot(outcome);
+        for (uint256 i; i < count; ++i) {
+            address[] storage committee = _rounds[disputeId][i].committee;
+            for (uint256 j; j < committee.length; ++j) {
+                address member = committee[j];
+                uint8 state = _ballots[disputeId][member].state;
+                _removeOpenDispute(member);
+                uint256 penalty = 0;
+                if (state == BALLOT_PENDING || state == BALLOT_COMMITTED) penalty = absencePenalty;
+                else if (state == BALLOT_ABSTAINED) penalty = abstentionPenalty;
+                else if (winning != 0 && state != winning) penalty = validatorPenalty;
+                else ++winners;
+                if (penalty != 0) penalties += _slash(member, penalty, disputeId);
+            }
         }
-        return pool - share * count;
     }
 
-    function _openDispute(uint256 disputeId) private view returns (Dispute storage d) {
-        if (disputeId == 0 || disputeId > disputeCount) revert DisputeGameUnknownDispute(disputeId);
-        d = _disputes[disputeId];
-        if (d.outcome != OUTCOME_OPEN) revert DisputeGameNotOpen(disputeId, d.outcome);
-    }
-
-    function _outcome(uint8 fraudVotes, uint8 honestVotes) private view returns (uint8) {
-        // quorum is a strict majority of the committee, so at most one side reaches it.
-        if (fraudVotes >= quorum) return OUTCOME_FRAUD;
-        if (honestVotes >= quorum) return OUTCOME_HONEST;
-        return OUTCOME_NO_QUORUM;
-    }
-
-    function _windowEndsAt(uint64 anchoredAt) private view returns (uint64) {
-        return anchoredAt + disputeWindow;
-    }
-
-    function _deadlineAt(uint64 openedAt) private view returns (uint64) {
-        return openedAt + votingPeriod;
-    }
-
-    function _votingOpen(uint64 deadline, uint64 timestamp) private pure returns (bool) {
-        return timestamp <= deadline;
-    }
-
-    function _resolvable(uint256 votes, uint256 members, uint64 deadline, uint64 timestamp)
+    /// @dev Credits `pool / winners` to each winner; returns what is left for the reserve.
+    function _payWinners(uint256 disputeId, uint8 count, uint8 outcome, uint256 pool, uint256 winners)
         private
-        pure
-        returns (bool)
+        returns (uint256 reserved)
     {
-        return votes == members || timestamp > deadline;
+        if (winners == 0) return pool;
+        uint256 share = pool / winners;
+        uint8 winning = _winningBallot(outcome);
+        for (uint256 i; i < count; ++i) {
+            address[] storage committee = _rounds[disputeId][i].committee;
+            for (uint256 j; j < committee.length; ++j) {
+                uint8 state = _ballots[disputeId][committee[j]].state;
+                bool won = winning != 0 ? state == winning : (state == BALLOT_FRAUD || state == BALLOT_HONEST);
+                if (won) _credit(committee[j], share, disputeId);
+            }
+        }
+        return pool - share * winners;
+    }
+
+    function _winningBallot(uint8 outcome) private pure returns (uint8) {
+        if (outcome == OUTCOME_FRAUD) return BALLOT_FRAUD;
+        if (outcome == OUTCOME_HONEST) return BALLOT_HONEST;
+        return 0;
     }
 }

@@ -11,8 +11,15 @@ import {PullPayments} from "./PullPayments.sol";
  *
  * An account stakes in one role at a time. Unstaking moves stake to "unbonding", where it stays
  * slashable until the unbonding period is over; {withdrawStake} then turns it into a credit, and never
- * while a dispute involving the account is open. Validators with at least the minimum active stake
- * form the set that dispute committees are drawn from.
+ * while a dispute involving the account is open. A validator joins the pool that dispute committees are
+ * drawn from (weighted by active stake) with at least {minValidatorStake}, and stays in it while it holds
+ * at least {validatorFloor}: one penalty alone never evicts a validator that joined at the minimum; it
+ * gets a {ValidatorStakeLow} notice to top up instead.
+ *
+ * The pool cannot be reshaped to steer a draw once its randomness is known: a validator keeps its slot
+ * for good (leaving sets its weight to 0, nothing moves), and a draw weighs each validator as it stood
+ * before the current block ({drawWeightOf}), so stake moved in the drawing block itself counts for
+ * nothing.
  */
 abstract contract StakeRegistry is PullPayments {
     uint8 internal constant ROLE_NONE = 0;
@@ -32,18 +39,33 @@ abstract contract StakeRegistry is PullPayments {
     uint64 public immutable unbondingPeriod;
     /// @notice The least active stake of a provider, in wei.
     uint256 public immutable minProviderStake;
-    /// @notice The least active stake of a validator that can sit on a committee, in wei.
+    /// @notice The least active stake with which a validator joins the committee pool, in wei.
     uint256 public immutable minValidatorStake;
+    /// @notice The least active stake with which a validator in the pool stays in it, in wei
+    /// ({minValidatorStake} less the largest single penalty).
+    uint256 public immutable validatorFloor;
 
     /// @notice Sum of all active stakes: part of the solvency invariant.
     uint256 public totalStaked;
     /// @notice Sum of all unbonding stakes: part of the solvency invariant.
     uint256 public totalUnbonding;
 
+    /// @dev A validator's place in the pool: its draw weight now, and as it stood before `changedBlock`.
+    struct PoolEntry {
+        uint128 weight;
+        uint128 weightBefore;
+        uint64 changedBlock;
+        bool eligible;
+    }
+
     mapping(address account => Stake) private _stakes;
+    /// @dev Every account that was ever in the pool, in the order it joined (draw order).
     address[] private _validators;
-    /// @dev Position in `_validators` plus one; 0 means not eligible.
+    /// @dev Position in `_validators` plus one; 0 if the account never joined.
     mapping(address validator => uint256) private _validatorSlot;
+    mapping(address validator => PoolEntry) private _pool;
+    /// @notice The number of validators in the pool now.
+    uint256 public eligibleValidatorCount;
 
     /// @dev Emitted when `account` adds `amount` wei of stake in `role`, for `active` wei in all.
     event Staked(address indexed account, uint8 indexed role, uint256 amount, uint256 active);
@@ -59,6 +81,10 @@ abstract contract StakeRegistry is PullPayments {
 
     /// @dev Emitted when `validator` joins (true) or leaves (false) the set committees are drawn from.
     event ValidatorEligibilityChanged(address indexed validator, bool eligible);
+
+    /// @dev Emitted when a penalty leaves `validator`, still in the pool, with `active` wei, below the
+    /// joining minimum `minimum`: a second penalty before it tops up may evict it.
+    event ValidatorStakeLow(address indexed validator, uint256 active, uint256 minimum);
 
     /// @dev `role` is neither 1 (provider) nor 2 (validator).
     error StakeRegistryInvalidRole(uint8 role);
@@ -87,10 +113,11 @@ abstract contract StakeRegistry is PullPayments {
     /// @dev `account` is the provider or a committee member of `count` open disputes.
     error StakeRegistryOpenDisputes(address account, uint32 count);
 
-    constructor(uint64 unbondingPeriod_, uint256 minProviderStake_, uint256 minValidatorStake_) {
+    constructor(uint64 unbondingPeriod_, uint256 minProviderStake_, uint256 minValidatorStake_, uint256 validatorFloor_) {
         unbondingPeriod = unbondingPeriod_;
         minProviderStake = minProviderStake_;
         minValidatorStake = minValidatorStake_;
+        validatorFloor = validatorFloor_;
     }
 
     /**
@@ -184,19 +211,26 @@ abstract contract StakeRegistry is PullPayments {
         return (s.role, s.active, s.unbonding, s.unbondingEnds, s.openDisputes);
     }
 
-    /// @notice The number of validators eligible for committees.
+    /// @notice The number of pool slots: every validator that ever joined (some may weigh 0 now).
     function validatorCount() public view returns (uint256) {
         return _validators.length;
     }
 
-    /// @notice The eligible validator at position `index` (the order committees are drawn in).
+    /// @notice The validator in pool slot `index` (the order committees are drawn in).
     function validatorAt(uint256 index) public view returns (address) {
         return _validators[index];
     }
 
-    /// @notice Whether `account` is a validator eligible for committees.
+    /// @notice Whether `account` is a validator in the pool now.
     function isEligibleValidator(address account) public view returns (bool) {
-        return _validatorSlot[account] != 0;
+        return _pool[account].eligible;
+    }
+
+    /// @notice The weight a draw in this block gives `validator`: its active stake in the pool as it
+    /// stood before this block (0 when it was out of the pool).
+    function drawWeightOf(address validator) public view returns (uint256) {
+        PoolEntry storage e = _pool[validator];
+        return e.changedBlock == block.number ? e.weightBefore : e.weight;
     }
 
     function _role(address account) internal view returns (uint8) {
@@ -251,20 +285,28 @@ abstract contract StakeRegistry is PullPayments {
     }
 
     function _updateEligibility(address validator, Stake storage s) private {
-        bool eligible = s.active >= minValidatorStake;
-        uint256 slot = _validatorSlot[validator];
-        if (eligible && slot == 0) {
-            _validators.push(validator);
-            _validatorSlot[validator] = _validators.length;
-            emit ValidatorEligibilityChanged(validator, true);
-        } else if (!eligible && slot != 0) {
-            // Swap with the last and pop: O(1), the order is only what committees are drawn from.
-            address last = _validators[_validators.length - 1];
-            _validators[slot - 1] = last;
-            _validatorSlot[last] = slot;
-            _validators.pop();
-            _validatorSlot[validator] = 0;
-            emit ValidatorEligibilityChanged(validator, false);
+        PoolEntry storage e = _pool[validator];
+        // Hysteresis: joining takes the minimum, staying only the floor.
+        bool eligible = s.active >= (e.eligible ? validatorFloor : minValidatorStake);
+        if (eligible && e.eligible && s.active < minValidatorStake) {
+            emit ValidatorStakeLow(validator, s.active, minValidatorStake);
         }
+        if (e.changedBlock != block.number) {
+            e.weightBefore = e.weight;
+            e.changedBlock = uint64(block.number);
+        }
+        e.weight = eligible ? s.active : 0;
+        if (eligible == e.eligible) return;
+        e.eligible = eligible;
+        if (eligible) {
+            if (_validatorSlot[validator] == 0) {
+                _validators.push(validator);
+                _validatorSlot[validator] = _validators.length;
+            }
+            ++eligibleValidatorCount;
+        } else {
+            --eligibleValidatorCount;
+        }
+        emit ValidatorEligibilityChanged(validator, eligible);
     }
 }

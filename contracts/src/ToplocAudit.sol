@@ -14,7 +14,7 @@ import {StakeRegistry} from "./StakeRegistry.sol";
  * committee verdicts ({DisputeGame}) and pull payments ({PullPayments}).
  *
  * One contract holds every wei, so solvency is one equation:
- * balance == {totalStaked} + {totalUnbonding} + {totalBonds} + {totalCredits}.
+ * balance == {totalStaked} + {totalUnbonding} + {totalBonds} + {totalCredits} + {totalReserve}.
  * It accepts ether only through {stake} and {openDispute}.
  */
 contract ToplocAudit is DisputeGame, ModelRegistry {
@@ -24,7 +24,7 @@ contract ToplocAudit is DisputeGame, ModelRegistry {
      */
     constructor(address operator_, Parameters memory p)
         CheckpointLog(operator_)
-        StakeRegistry(p.unbondingPeriod, p.minProviderStake, p.minValidatorStake)
+        StakeRegistry(p.unbondingPeriod, p.minProviderStake, p.minValidatorStake, _validatorFloor(p))
         DisputeGame(p)
     {
         AuditParameters.validate(p);
@@ -36,16 +36,28 @@ contract ToplocAudit is DisputeGame, ModelRegistry {
             bond: bond,
             disputeWindow: disputeWindow,
             maxMergeDelay: maxMergeDelay,
-            votingPeriod: votingPeriod,
+            commitPeriod: commitPeriod,
+            revealPeriod: revealPeriod,
+            appealPeriod: appealPeriod,
             unbondingPeriod: unbondingPeriod,
+            drawDelay: drawDelay,
             committeeSize: committeeSize,
             quorum: quorum,
+            appealRounds: appealRounds,
             minProviderStake: minProviderStake,
             minValidatorStake: minValidatorStake,
             slashAmount: slashAmount,
             validatorPenalty: validatorPenalty,
+            absencePenalty: absencePenalty,
+            abstentionPenalty: abstentionPenalty,
             challengerRewardBps: challengerRewardBps,
             providerShareBps: providerShareBps
         });
+    }
+
+    /// @dev minValidatorStake less the largest single penalty (0 for parameters that `validate` refuses).
+    function _validatorFloor(Parameters memory p) private pure returns (uint256) {
+        uint256 largest = p.validatorPenalty > p.absencePenalty ? p.validatorPenalty : p.absencePenalty;
+        return p.minValidatorStake > largest ? p.minValidatorStake - largest : 0;
     }
 }

@@ -1,4 +1,4 @@
-"""A staked game on the session's ToplocAudit: a provider, five validators and an anchored signed log."""
+"""A staked game on the session's ToplocAudit: a provider, twelve validators and an anchored signed log."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ class Game:
 
 @pytest.fixture
 def game(audit: AuditChain) -> Game:
-    """Provider (account 2) with 2 ETH staked, validators (accounts 10-14) with 1 ETH each, and a log
-    of 13 entries in two checkpoints: records of the provider at 3 and 5 (checkpoint 1, size 8) and 10
-    (checkpoint 2, size 13)."""
+    """Provider (account 2) with 2 ETH staked, validators (accounts 10-21: enough for a first round of 3
+    and an appeal round of 7) with 1 ETH each, and a log of 13 entries in two checkpoints: records of
+    the provider at 3 and 5 (checkpoint 1, size 8) and 10 (checkpoint 2, size 13)."""
     a = audit.accounts
     provider, challenger, outsider = a[2], a[4], a[6]
-    validators = a[10:15]
+    validators = a[10:22]
     stake(audit, provider, Role.PROVIDER, PROVIDER_STAKE)
     for v in validators:
         stake(audit, v, Role.VALIDATOR, VALIDATOR_STAKE)

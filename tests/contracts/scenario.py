@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
-from anchor.chain.client import Checkpoint, Role
+from anchor.chain.client import Checkpoint, Phase, Role
 from anchor.chain.committee import committee_seed, draw_committee
 from anchor.chain.transactions import Sent
 from anchor.leaf import leaf_hash
@@ -112,11 +112,82 @@ def open_dispute(
     return int(sent.event("DisputeOpened")["disputeId"]), sent
 
 
-def expected_committee(
-    audit: AuditChain, sent: Sent, validators: list[str], provider: str, challenger: str
-) -> list[str]:
-    """The committee the contract must have drawn: prevrandao is the dispute block's mixHash."""
+def salt(member: LocalAccount, dispute_id: int) -> bytes:
+    """A test salt, secret enough for a test: derived from the member's key."""
+    return hashlib.sha256(member.key + dispute_id.to_bytes(32, "big")).digest()
+
+
+def evidence(member: LocalAccount, dispute_id: int, fraud: bool) -> bytes:
+    """A stand-in for the SHA-256 of a member's evidence report."""
+    return hashlib.sha256(f"{member.address} {dispute_id} {fraud}".encode()).digest()
+
+
+def draw(audit: AuditChain, dispute_id: int, caller: LocalAccount) -> tuple[list[str], Sent]:
+    """Draws the current round's committee; returns it and the transaction (checked against the
+    Python draw over the pool as it stood before the draw block)."""
+    client = audit.client(caller)
+    dispute = client.dispute(dispute_id)
+    current = client.round(dispute_id, dispute.rounds - 1)
+    while audit.w3.eth.block_number + 1 < current.draw_block:  # mined in the next block
+        audit.node.mine()
+    pool = client.pool()
+    seated = {m for r in range(dispute.rounds - 1) for m in client.round(dispute_id, r).committee}
+    sent = client.draw(dispute_id)
+    drawn = sent.event("CommitteeDrawn")
     block = audit.w3.eth.get_block(sent.block_number)
-    dispute_id = int(sent.event("DisputeOpened")["disputeId"])
-    seed = committee_seed(bytes(block["mixHash"]), dispute_id)
-    return draw_committee(seed, validators, audit.parameters.committeeSize, provider, challenger)
+    seed = committee_seed(bytes(block["mixHash"]), dispute_id, dispute.rounds - 1)
+    assert drawn["seed"] == seed
+    excluded = {dispute.provider, dispute.challenger, *seated}
+    want = draw_committee(seed, pool, current.size, excluded)
+    assert list(drawn["committee"]) == want
+    return want, sent
+
+
+ACTIONS = ("fraud", "honest", "abstain", "absent", "commit-only")
+
+
+def play_round(
+    audit: AuditChain, dispute_id: int, members: dict[str, LocalAccount], actions: dict[str, str]
+) -> dict[str, list[Sent]]:
+    """Plays the current round: each member (by address) does its action (ACTIONS; "absent" when not
+    listed), waiting out a phase only when someone leaves it unfinished. Returns each member's
+    transactions (for their gas)."""
+    client = audit.client()
+    sent: dict[str, list[Sent]] = {a: [] for a in members}
+    for address, member in members.items():
+        action = actions.get(address, "absent")
+        assert action in ACTIONS, action
+        mine = audit.client(member)
+        if action in ("fraud", "honest", "commit-only"):
+            fraud = action != "honest"
+            commitment = mine.vote_commitment(
+                dispute_id, address, fraud, evidence(member, dispute_id, fraud), salt(member, dispute_id)
+            )
+            sent[address].append(mine.commit_vote(dispute_id, commitment))
+        elif action == "abstain":
+            sent[address].append(mine.abstain(dispute_id, evidence(member, dispute_id, False)))
+    current = client.current_round(dispute_id)
+    if current.commits + current.abstentions < current.size:
+        audit.advance(current.commit_deadline - audit.now() + 1)
+    for address, member in members.items():
+        action = actions.get(address, "absent")
+        if action in ("fraud", "honest"):
+            fraud = action == "fraud"
+            sent[address].append(
+                audit.client(member).reveal_vote(
+                    dispute_id, fraud, evidence(member, dispute_id, fraud), salt(member, dispute_id)
+                )
+            )
+    current = client.current_round(dispute_id)
+    if current.reveals < current.commits:
+        audit.advance(current.reveal_deadline - audit.now() + 1)
+    return sent
+
+
+def finish(audit: AuditChain, dispute_id: int, caller: LocalAccount) -> Sent:
+    """Waits out the appeal window (if any) and resolves."""
+    client = audit.client(caller)
+    if client.phase(dispute_id) == Phase.APPEAL:
+        current = client.current_round(dispute_id)
+        audit.advance(current.reveal_deadline + audit.parameters.appealPeriod - audit.now() + 1)
+    return client.resolve(dispute_id)

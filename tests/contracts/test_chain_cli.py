@@ -58,12 +58,12 @@ def test_detached_up_info_down_and_reuse(tmp_path: Path) -> None:
     home = tmp_path / "state"
     port = free_port()
     try:
-        up = _invoke(home, "chain", "up", "--detach", "--port", str(port), "--set", "votingPeriod=600")
+        up = _invoke(home, "chain", "up", "--detach", "--port", str(port), "--set", "commitPeriod=600")
         assert up.exit_code == 0, up.output
         assert "deployed ToplocAudit at" in up.output
         deployment = Deployment.load(home / "deployment.json")
         assert deployment.rpc_url == f"http://127.0.0.1:{port}"
-        assert deployment.parameters.votingPeriod == 600
+        assert deployment.parameters.commitPeriod == 600
         assert deployment.operator == dev_account(1).address
         key = (home / "log.key").read_text().strip().removeprefix("0x")
         assert key == dev_account(1).key.hex().removeprefix("0x")

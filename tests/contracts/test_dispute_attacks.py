@@ -1,4 +1,4 @@
-"""Attacks on disputes, votes and resolution: each refused with a named error, nothing changed."""
+"""Attacks on disputes, draws, votes, appeals and resolution: each refused with a named error."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import hashlib
 from dataclasses import replace
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from eth_keys import keys
 
-from anchor.chain.client import Checkpoint, Outcome, Role
+from anchor.chain.client import Checkpoint, Outcome, Phase, Role
+from anchor.chain.committee import committee_seed, draw_committee
 from anchor.chain.errors import ContractRevert
 from anchor.chain.parameters import ETHER
 from anchor.records.eip712 import SECP256K1_N
 from anchor.signing import sign_record_digest
 from tests.contracts.conftest import Game
-from tests.contracts.scenario import open_dispute, stake
+from tests.contracts.scenario import draw, evidence, finish, open_dispute, play_round, salt, stake
 
 EVIDENCE = b"\x22" * 32
 
@@ -160,11 +162,9 @@ def test_dispute_twice(game: Game) -> None:
         open_dispute(game.audit, game.log, record, game.audit.accounts[5])
     assert err.value.name == "DisputeGameEntryDisputed"
     assert err.value.values == {"leafIndex": record.index, "disputeId": dispute_id}
-    committee = game.audit.client().dispute(dispute_id).committee
-    for member in committee[:2]:
-        game.audit.client(game.validator(member)).submit_verdict(dispute_id, False, EVIDENCE)
-    game.audit.advance(game.audit.parameters.votingPeriod + 1)
-    game.audit.client(game.outsider).resolve(dispute_id)
+    committee, _ = draw(game.audit, dispute_id, game.outsider)
+    play_round(game.audit, dispute_id, _members(game, committee), {m: "honest" for m in committee})
+    finish(game.audit, dispute_id, game.outsider)
     # Decided honest: the entry cannot be disputed again.
     with pytest.raises(ContractRevert) as err:
         open_dispute(game.audit, game.log, record, game.audit.accounts[5])
@@ -202,9 +202,9 @@ def test_wrong_bond_self_dispute_and_unstaked_provider(game: Game) -> None:
 
 
 def test_not_enough_validators(game: Game) -> None:
-    # The challenger is itself one of the five validators: with three unstaked, one is left besides it.
+    # The challenger is itself one of the twelve validators: with ten unstaked, one is left besides it.
     challenger = game.validators[0]
-    for v in game.validators[1:4]:
+    for v in game.validators[1:11]:
         game.audit.client(v).request_unstake(ETHER)
     record = game.records[0]
     with pytest.raises(ContractRevert) as err:
@@ -213,68 +213,243 @@ def test_not_enough_validators(game: Game) -> None:
     assert err.value.values == {"eligible": 1, "required": 3}
 
 
-def _open_and_committee(game: Game) -> tuple[int, list[str]]:
+def test_a_pool_that_shrinks_before_the_draw_ends_the_round_without_quorum(game: Game) -> None:
     dispute_id, _ = open_dispute(game.audit, game.log, game.records[0], game.challenger)
-    return dispute_id, list(game.audit.client().dispute(dispute_id).committee)
+    for v in game.validators[2:]:
+        game.audit.client(v).request_unstake(ETHER)
+    drawn = game.audit.client(game.outsider).draw(dispute_id).event("CommitteeDrawn")
+    assert drawn["committee"] == []
+    assert game.audit.client().phase(dispute_id) == Phase.RESOLVABLE
+    resolved = game.audit.client(game.outsider).resolve(dispute_id).event("DisputeResolved")
+    assert (resolved["outcome"], resolved["penalties"]) == (Outcome.NO_QUORUM, 0)
+    assert game.audit.client().credits(game.challenger.address) == game.audit.parameters.bond
 
 
-def test_votes_by_non_members_twice_late_and_without_evidence(game: Game) -> None:
-    dispute_id, committee = _open_and_committee(game)
+def _members(game: Game, committee: list[str]) -> dict[str, LocalAccount]:
+    return {m: game.validator(m) for m in committee}
+
+
+def _open_and_draw(game: Game) -> tuple[int, list[str]]:
+    dispute_id, _ = open_dispute(game.audit, game.log, game.records[0], game.challenger)
+    committee, _ = draw(game.audit, dispute_id, game.outsider)
+    return dispute_id, committee
+
+
+def _commitment(game: Game, dispute_id: int, member: LocalAccount, fraud: bool) -> bytes:
+    return game.audit.client().vote_commitment(
+        dispute_id, member.address, fraud, evidence(member, dispute_id, fraud), salt(member, dispute_id)
+    )
+
+
+def test_the_committee_is_unknown_when_the_dispute_is_opened(game: Game) -> None:
+    """The old seed was the opening block's prevrandao: a challenger could open only in blocks whose
+    committee it liked. Now nothing is drawn at opening, not even in the same block, and the committee
+    depends on the block that mines the draw."""
+    dispute_id, sent = open_dispute(game.audit, game.log, game.records[0], game.challenger)
+    assert "committee" not in sent.event("DisputeOpened")
+    client = game.audit.client()
+    assert client.phase(dispute_id) == Phase.DRAW
+    assert client.current_round(dispute_id).committee == ()
+    assert client.current_round(dispute_id).draw_block == sent.block_number + game.audit.parameters.drawDelay
+    # The seed the old contract used (the opening block's prevrandao) does not fix the committee.
+    committees = set()
+    for delay in range(4):
+        snapshot = game.audit.node.snapshot()
+        game.audit.node.mine(delay)
+        committee, _drawn = draw(game.audit, dispute_id, game.outsider)  # checks the Python draw too
+        committees.add(tuple(committee))
+        game.audit.node.revert(snapshot)
+    assert len(committees) > 1
+
+
+def test_a_copied_vote_cannot_be_made_before_reveals(game: Game) -> None:
+    dispute_id, committee = _open_and_draw(game)
+    honest, lazy = game.validator(committee[0]), game.validator(committee[1])
+    commitment = _commitment(game, dispute_id, honest, True)
+    game.audit.client(honest).commit_vote(dispute_id, commitment)
+    # All the chain shows is a hash; copying it binds the copier to a vote it cannot open: the
+    # commitment covers the voter's address and the honest member's secret salt.
+    game.audit.client(lazy).commit_vote(dispute_id, commitment)
+    game.audit.advance(game.audit.client().current_round(dispute_id).commit_deadline - game.audit.now() + 1)
+    fraud_evidence = evidence(honest, dispute_id, True)
+    game.audit.client(honest).reveal_vote(dispute_id, True, fraud_evidence, salt(honest, dispute_id))
+    for guess in (True, False):
+        with pytest.raises(ContractRevert) as err:
+            game.audit.client(lazy).reveal_vote(dispute_id, guess, fraud_evidence, salt(honest, dispute_id))
+        assert err.value.name == "DisputeGameCommitmentMismatch"
+    # Waiting for the reveals to vote is too late: the commit phase is over.
+    third = game.validator(committee[2])
+    with pytest.raises(ContractRevert) as err:
+        game.audit.client(third).commit_vote(dispute_id, _commitment(game, dispute_id, third, True))
+    assert err.value.name == "DisputeGameWrongPhase"
+    assert err.value.values == {"disputeId": dispute_id, "phase": Phase.REVEAL, "required": Phase.COMMIT}
+
+
+def test_commit_reveal_abstain_refusals(game: Game) -> None:
+    dispute_id, committee = _open_and_draw(game)
+    a, b, c = (game.validator(m) for m in committee)
     outsiders = [v for v in game.validators if v.address not in committee]
     for intruder in (outsiders[0], game.provider, game.challenger, game.outsider):
         with pytest.raises(ContractRevert) as err:
-            game.audit.client(intruder).submit_verdict(dispute_id, True, EVIDENCE)
+            game.audit.client(intruder).commit_vote(dispute_id, b"\x01" * 32)
         assert err.value.name == "DisputeGameNotCommitteeMember"
         assert err.value.values == {"disputeId": dispute_id, "account": intruder.address}
-    member = game.validator(committee[0])
-    with pytest.raises(ContractRevert) as err:
-        game.audit.client(member).submit_verdict(dispute_id, True, b"\x00" * 32)
-    assert err.value.name == "DisputeGameMissingEvidence"
-    game.audit.client(member).submit_verdict(dispute_id, True, EVIDENCE)
-    for again in (True, False):
+    for call in (
+        lambda: game.audit.client(a).commit_vote(dispute_id, b"\x00" * 32),
+        lambda: game.audit.client(a).abstain(dispute_id, b"\x00" * 32),
+    ):
         with pytest.raises(ContractRevert) as err:
-            game.audit.client(member).submit_verdict(dispute_id, again, EVIDENCE)
-        assert err.value.name == "DisputeGameAlreadyVoted"
-    deadline = game.audit.client().dispute(dispute_id).deadline
-    game.audit.advance(deadline - game.audit.now() + 1)
+            call()
+        assert err.value.name == "DisputeGameZeroHash"
+    with pytest.raises(ContractRevert) as err:  # no reveal during the commit phase
+        game.audit.client(a).reveal_vote(dispute_id, True, EVIDENCE, salt(a, dispute_id))
+    assert err.value.name == "DisputeGameWrongPhase"
+    game.audit.client(a).commit_vote(dispute_id, _commitment(game, dispute_id, a, True))
+    for call in (
+        lambda: game.audit.client(a).commit_vote(dispute_id, b"\x02" * 32),
+        lambda: game.audit.client(a).abstain(dispute_id, EVIDENCE),
+    ):
+        with pytest.raises(ContractRevert) as err:
+            call()
+        assert err.value.name == "DisputeGameWrongBallot"
+        assert err.value.values["state"] == 2  # committed
+    game.audit.client(b).abstain(dispute_id, EVIDENCE)
+    game.audit.client(c).commit_vote(dispute_id, _commitment(game, dispute_id, c, False))
+    # Everyone acted: the reveal phase starts at once.
+    assert game.audit.client().phase(dispute_id) == Phase.REVEAL
+    with pytest.raises(ContractRevert) as err:  # an abstainer has nothing to reveal
+        game.audit.client(b).reveal_vote(dispute_id, True, EVIDENCE, salt(b, dispute_id))
+    assert err.value.name == "DisputeGameWrongBallot"
+    with pytest.raises(ContractRevert) as err:  # the vote must be the committed one
+        game.audit.client(a).reveal_vote(
+            dispute_id, False, evidence(a, dispute_id, True), salt(a, dispute_id)
+        )
+    assert err.value.name == "DisputeGameCommitmentMismatch"
     with pytest.raises(ContractRevert) as err:
-        game.audit.client(game.validator(committee[1])).submit_verdict(dispute_id, True, EVIDENCE)
-    assert err.value.name == "DisputeGameVotingClosed"
-    assert err.value.values["deadline"] == deadline
-    d = game.audit.client().dispute(dispute_id)
-    assert (d.fraud_votes, d.honest_votes) == (1, 0)
+        game.audit.client(a).reveal_vote(dispute_id, True, b"\x00" * 32, salt(a, dispute_id))
+    assert err.value.name == "DisputeGameZeroHash"
+    game.audit.client(a).reveal_vote(dispute_id, True, evidence(a, dispute_id, True), salt(a, dispute_id))
     with pytest.raises(ContractRevert) as err:
-        game.audit.client(member).submit_verdict(99, True, EVIDENCE)
+        game.audit.client(a).reveal_vote(dispute_id, True, evidence(a, dispute_id, True), salt(a, dispute_id))
+    assert err.value.name == "DisputeGameWrongBallot"
+    with pytest.raises(ContractRevert) as err:
+        game.audit.client(a).commit_vote(99, b"\x01" * 32)
     assert err.value.name == "DisputeGameUnknownDispute"
 
 
-def test_resolve_early_twice_and_unknown(game: Game) -> None:
-    dispute_id, committee = _open_and_committee(game)
+def test_resolve_and_appeal_refusals(game: Game) -> None:
+    dispute_id, _ = open_dispute(game.audit, game.log, game.records[0], game.challenger)
     resolver = game.audit.client(game.outsider)
     with pytest.raises(ContractRevert) as err:
         resolver.resolve(dispute_id)
-    assert err.value.name == "DisputeGameNotResolvable"
-    for member in committee[:2]:
-        game.audit.client(game.validator(member)).submit_verdict(dispute_id, True, EVIDENCE)
-    with pytest.raises(ContractRevert) as err:  # a quorum, but one member may still vote
+    assert err.value.name == "DisputeGameWrongPhase" and err.value.values["phase"] == Phase.DRAW
+    committee, _ = draw(game.audit, dispute_id, game.outsider)
+    with pytest.raises(ContractRevert) as err:  # drawn once only
+        resolver.draw(dispute_id)
+    assert err.value.name == "DisputeGameWrongPhase"
+    play_round(game.audit, dispute_id, _members(game, committee), {m: "fraud" for m in committee})
+    assert game.audit.client().phase(dispute_id) == Phase.APPEAL
+    with pytest.raises(ContractRevert) as err:  # still appealable
         resolver.resolve(dispute_id)
-    assert err.value.name == "DisputeGameNotResolvable"
-    deadline = game.audit.client().dispute(dispute_id).deadline
-    game.audit.advance(deadline - game.audit.now())  # at the deadline voting is still open
-    with pytest.raises(ContractRevert):
-        resolver.resolve(dispute_id)
-    game.audit.advance(1)
-    assert resolver.resolve(dispute_id).event("DisputeResolved")["outcome"] == Outcome.FRAUD
+    assert err.value.values["phase"] == Phase.APPEAL
+    # Only the loser (the provider, after a fraud result) may appeal, with exactly bond * 2.
+    for wrong in (game.challenger, game.outsider):
+        with pytest.raises(ContractRevert) as err:
+            game.audit.client(wrong).appeal(dispute_id)
+        assert err.value.name == "DisputeGameNotAppellant"
+        assert err.value.values == {"disputeId": dispute_id, "loser": game.provider.address}
+    bond = game.audit.parameters.appeal_bond(1)
+    for value in (game.audit.parameters.bond, bond - 1, bond + 1):
+        with pytest.raises(ContractRevert) as err:
+            game.audit.client(game.provider).transact("appeal", dispute_id, value=value)
+        assert err.value.name == "DisputeGameWrongBond"
+    game.audit.client(game.provider).appeal(dispute_id)
+    second, _ = draw(game.audit, dispute_id, game.outsider)
+    assert len(second) == 7 and not set(second) & set(committee)  # fresh eyes only
+    play_round(game.audit, dispute_id, _members(game, second), {m: "fraud" for m in second})
+    # The last allowed round: no further appeal, resolvable at once.
+    assert game.audit.client().phase(dispute_id) == Phase.RESOLVABLE
+    with pytest.raises(ContractRevert) as err:
+        game.audit.client(game.provider).appeal(dispute_id)
+    assert err.value.name == "DisputeGameWrongPhase"
     totals = game.audit.client().totals()
+    assert totals.bonds == game.audit.parameters.bond + bond
+    assert resolver.resolve(dispute_id).event("DisputeResolved")["outcome"] == Outcome.FRAUD
     with pytest.raises(ContractRevert) as err:
         resolver.resolve(dispute_id)
-    assert err.value.name == "DisputeGameNotOpen"
-    assert err.value.values == {"disputeId": dispute_id, "outcome": Outcome.FRAUD}
-    assert game.audit.client().totals() == totals
+    assert err.value.name == "DisputeGameWrongPhase" and err.value.values["phase"] == Phase.RESOLVED
     for unknown in (0, dispute_id + 1):
         with pytest.raises(ContractRevert) as err:
             resolver.resolve(unknown)
         assert err.value.name == "DisputeGameUnknownDispute"
+
+
+def test_no_quorum_cannot_be_appealed_but_the_entry_can_be_disputed_again(game: Game) -> None:
+    dispute_id, committee = _open_and_draw(game)
+    play_round(
+        game.audit, dispute_id, _members(game, committee), {committee[0]: "fraud", committee[1]: "honest"}
+    )
+    assert game.audit.client().phase(dispute_id) == Phase.RESOLVABLE
+    game.audit.client(game.outsider).resolve(dispute_id)
+    again, _ = open_dispute(game.audit, game.log, game.records[0], game.challenger)
+    assert again == dispute_id + 1
+
+
+def test_stake_weighted_draw_frequencies_match_stakes(game: Game) -> None:
+    """Chi-square over 1,200 first seats drawn by the contract (previewCommittee: the draw function
+    itself) with stakes of 1 to 4 ETH; a uniform draw, as before, is rejected by the same test."""
+    client = game.audit.client()
+    for i, v in enumerate(game.validators):
+        extra = (i % 4) * ETHER
+        if extra:
+            game.audit.client(v).stake(Role.VALIDATOR, extra)
+    pool = client.pool()
+    total = sum(w for _, w in pool)
+    draws = 1_200
+    counts = dict.fromkeys((v for v, _ in pool), 0)
+    for seed in range(draws):
+        (first,) = client.preview_committee(seed, game.provider.address, game.challenger.address, 1)
+        counts[first] += 1
+    # df = 11; the 0.1% critical value of chi-square with 11 degrees of freedom is 31.26.
+    weighted = sum((counts[v] - draws * w / total) ** 2 / (draws * w / total) for v, w in pool)
+    uniform = sum((counts[v] - draws / len(pool)) ** 2 / (draws / len(pool)) for v, _ in pool)
+    assert weighted < 31.26 < uniform, (weighted, uniform)
+    # The Python draw is the contract's, committee by committee.
+    for seed in range(20):
+        got = client.preview_committee(seed, game.provider.address, game.challenger.address, 3)
+        assert got == draw_committee(seed, pool, 3, {game.provider.address, game.challenger.address})
+
+
+def test_one_penalty_never_evicts_a_validator_without_notice(game: Game) -> None:
+    """A validator at exactly the minimum misses a vote: it stays in the pool with a ValidatorStakeLow
+    notice; a second miss before it tops up evicts it (before: the first one did, silently)."""
+    client = game.audit.client()
+    minimum = game.audit.parameters.minValidatorStake
+    for v in game.validators:
+        game.audit.client(v).request_unstake(ETHER - minimum)
+    dispute_id, committee = _open_and_draw(game)
+    absent = committee[2]
+    play_round(game.audit, dispute_id, _members(game, committee), {m: "honest" for m in committee[:2]})
+    sent = finish(game.audit, dispute_id, game.outsider)
+    low = sent.all("ValidatorStakeLow")
+    assert low == [
+        {"validator": absent, "active": minimum - game.audit.parameters.absencePenalty, "minimum": minimum}
+    ]
+    assert absent in client.validators()
+    record = game.records[1]
+    second, _ = open_dispute(game.audit, game.log, record, game.challenger)
+    for _attempt_no in range(30):  # draw until the low validator is on the committee again
+        snapshot = game.audit.node.snapshot()
+        committee, _ = draw(game.audit, second, game.outsider)
+        if absent in committee:
+            break
+        game.audit.node.revert(snapshot)
+        game.audit.node.mine()
+    assert absent in committee
+    play_round(game.audit, second, _members(game, committee), {m: "honest" for m in committee if m != absent})
+    sent = finish(game.audit, second, game.outsider)
+    assert {"validator": absent, "eligible": False} in sent.all("ValidatorEligibilityChanged")
+    assert absent not in client.validators()
 
 
 def test_slashing_beyond_stake(game: Game) -> None:
@@ -285,11 +460,10 @@ def test_slashing_beyond_stake(game: Game) -> None:
         ids.append(dispute_id)
     slashed = []
     for dispute_id in ids:
-        for member in game.audit.client().dispute(dispute_id).committee:
-            game.audit.client(game.validator(member)).submit_verdict(dispute_id, True, EVIDENCE)
-        slashed.append(
-            game.audit.client(game.outsider).resolve(dispute_id).event("DisputeResolved")["slashed"]
-        )
+        committee, _ = draw(game.audit, dispute_id, game.outsider)
+        play_round(game.audit, dispute_id, _members(game, committee), {m: "fraud" for m in committee})
+        resolved = finish(game.audit, dispute_id, game.outsider).event("DisputeResolved")
+        slashed.append(resolved["slashed"])
     assert slashed == [ETHER, ETHER, 0]
     client = game.audit.client()
     assert client.stake_of(game.provider.address).active == 0
@@ -299,7 +473,7 @@ def test_slashing_beyond_stake(game: Game) -> None:
 
 
 def test_unstaking_to_escape_a_pending_dispute(game: Game) -> None:
-    dispute_id, committee = _open_and_committee(game)
+    dispute_id, committee = _open_and_draw(game)
     provider = game.audit.client(game.provider)
     member = game.audit.client(game.validator(committee[0]))
     provider.request_unstake(2 * ETHER)
@@ -310,11 +484,11 @@ def test_unstaking_to_escape_a_pending_dispute(game: Game) -> None:
             who.withdraw_stake()
         assert err.value.name == "StakeRegistryOpenDisputes"
         assert err.value.values == {"account": account.address, "count": 1}
-    game.audit.client(game.outsider).resolve(dispute_id)  # past the deadline: nobody voted
+    game.audit.client(game.outsider).resolve(dispute_id)  # past every deadline: nobody voted
     outcome = game.audit.client().dispute(dispute_id).outcome
     assert outcome == Outcome.NO_QUORUM
     assert (
-        game.audit.client().stake_of(committee[0]).unbonding == ETHER - game.audit.parameters.validatorPenalty
+        game.audit.client().stake_of(committee[0]).unbonding == ETHER - game.audit.parameters.absencePenalty
     )
     provider.withdraw_stake()
     assert game.audit.client().credits(game.provider.address) == 2 * ETHER
@@ -323,10 +497,9 @@ def test_unstaking_to_escape_a_pending_dispute(game: Game) -> None:
 def test_unbonding_stake_is_still_slashed(game: Game) -> None:
     provider = game.audit.client(game.provider)
     provider.request_unstake(2 * ETHER)  # before any dispute
-    dispute_id, committee = _open_and_committee(game)
-    for member in committee:
-        game.audit.client(game.validator(member)).submit_verdict(dispute_id, True, EVIDENCE)
-    game.audit.client(game.outsider).resolve(dispute_id)
+    dispute_id, committee = _open_and_draw(game)
+    play_round(game.audit, dispute_id, _members(game, committee), {m: "fraud" for m in committee})
+    finish(game.audit, dispute_id, game.outsider)
     info = game.audit.client().stake_of(game.provider.address)
     assert (info.active, info.unbonding) == (0, ETHER)
 
@@ -334,8 +507,64 @@ def test_unbonding_stake_is_still_slashed(game: Game) -> None:
 def test_a_second_provider_is_unaffected(game: Game) -> None:
     other = game.audit.accounts[3]
     stake(game.audit, other, Role.PROVIDER, ETHER)
-    dispute_id, committee = _open_and_committee(game)
-    for member in committee:
-        game.audit.client(game.validator(member)).submit_verdict(dispute_id, True, EVIDENCE)
-    game.audit.client(game.outsider).resolve(dispute_id)
+    dispute_id, committee = _open_and_draw(game)
+    play_round(game.audit, dispute_id, _members(game, committee), {m: "fraud" for m in committee})
+    finish(game.audit, dispute_id, game.outsider)
     assert game.audit.client().stake_of(other.address).active == ETHER
+
+
+def _same_block(game: Game, *calls: tuple[LocalAccount, str, tuple[object, ...], int]) -> list[dict]:
+    """Mines the transactions (account, function, args, value) together in one block, in that order;
+    returns their receipts."""
+    w3, client = game.audit.w3, game.audit.client()
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        hashes = []
+        for account, function, args, value in calls:
+            data = client.contract.encode_abi(function, args=list(args))
+            tx = {
+                "from": account.address,
+                "to": client.address,
+                "data": data,
+                "value": value,
+                "gas": 3_000_000,
+                "gasPrice": 2 * w3.eth.gas_price,
+                "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+                "chainId": w3.eth.chain_id,
+            }
+            signed = account.sign_transaction(tx)
+            hashes.append(w3.eth.send_raw_transaction(signed.raw_transaction))
+        game.audit.node.mine()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    return [dict(w3.eth.get_transaction_receipt(h)) for h in hashes]
+
+
+def test_stake_moved_in_the_drawing_block_does_not_steer_the_draw(game: Game) -> None:
+    """The next block's prevrandao is known once the current one is out: an attacker could bundle a
+    stake change with the draw, trying amounts offline until the committee suited it. Weights are
+    those from before the drawing block, and leaving the pool moves nobody's slot, so the committee is
+    the one the pool before the block gives, whatever the bundle did."""
+    client = game.audit.client()
+    dispute_id, _ = open_dispute(game.audit, game.log, game.records[0], game.challenger)
+    before = client.pool()
+    whale, leaver, newcomer = game.validators[0], game.validators[1], game.audit.accounts[30]
+    receipts = _same_block(
+        game,
+        (whale, "stake", (int(Role.VALIDATOR),), 50 * ETHER),  # 50x its stake
+        (leaver, "requestUnstake", (ETHER,), 0),  # out of the pool
+        (newcomer, "stake", (int(Role.VALIDATOR),), 10 * ETHER),  # a new slot
+        (game.outsider, "draw", (dispute_id,), 0),
+    )
+    assert [r["status"] for r in receipts] == [1, 1, 1, 1]
+    block = game.audit.w3.eth.get_block(receipts[-1]["blockNumber"])
+    seed = committee_seed(bytes(block["mixHash"]), dispute_id, 0)
+    committee = list(client.current_round(dispute_id).committee)
+    excluded = {game.provider.address, game.challenger.address}
+    assert committee == draw_committee(seed, before, 3, excluded)
+    assert newcomer.address not in committee
+    within = dict(client.pool(pending=False))  # what a draw in that block saw
+    assert within[whale.address] == ETHER and within[leaver.address] == ETHER
+    after = dict(client.pool())  # from the next block on, the changes count
+    assert after[whale.address] == 51 * ETHER and after[leaver.address] == 0
+    assert [v for v, _ in client.pool()][: len(before)] == [v for v, _ in before]  # nobody moved

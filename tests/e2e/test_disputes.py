@@ -1,6 +1,7 @@
 """The whole story with a real trained model (SmolLM2-135M-Instruct), real Anvil, PostgreSQL, Redis and
 three Celery worker processes: an honest record and each kind of dishonest one are logged, anchored and
-disputed; the validators recompute TOPLOC and vote; the contract pays and slashes; balances are exact.
+disputed; the workers draw the committees, the validators recompute TOPLOC, commit and reveal their votes;
+the contract pays and slashes; balances are exact.
 
 Dishonest kinds: another model's weights (1% weight noise, a sibling of the declared model), an output
 token changed after generation, and float32 arithmetic declared as bfloat16.
@@ -111,11 +112,12 @@ def test_disputes_of_honest_and_dishonest_records_end_with_exact_payouts(
     stack.anchor()
     client = stack.client()
     before = {a.address: client.credits(a.address) for a in (PROVIDER, CHALLENGER, *VALIDATORS)}
+    reserve_before = client.totals().reserve
     stake_before = client.stake_of(PROVIDER.address).active
     for case in cases:
         case.dispute_id = stack.dispute(case.log_index).dispute_id
 
-    for case in cases:  # every member votes, so each dispute resolves without waiting for its deadline
+    for case in cases:  # every member reveals, so each dispute resolves without waiting for a deadline
         want = Outcome.FRAUD if case.fraud else Outcome.HONEST
         assert stack.wait_resolved(case.dispute_id, timeout=600) == want, case.kind
         with stack.sessions() as s:
@@ -123,16 +125,18 @@ def test_disputes_of_honest_and_dishonest_records_end_with_exact_payouts(
         assert [(v.status, v.fraud) for v in rows] == [(VOTED, case.fraud)] * 3, case.kind
 
     bond, slash = PARAMETERS.bond, PARAMETERS.slashAmount
-    # Honest: half the bond to the provider, the rest split by the three voters (and its remainder).
+    # Honest: half the bond to the provider, the rest split by the three voters (the remainder of the
+    # split goes to the reserve).
     provider_share = bond * PARAMETERS.providerShareBps // BPS
     honest_voter = (bond - provider_share) // 3
-    honest_provider = provider_share + (bond - provider_share - 3 * honest_voter)
+    honest_provider = provider_share
     # Fraud: the provider loses slashAmount; half rewards the challenger (with its bond back), the other
-    # half is split by the three voters (the challenger also gets the remainder).
+    # half is split by the three voters.
     reward = slash * PARAMETERS.challengerRewardBps // BPS
     fraud_voter = (slash - reward) // 3
-    fraud_challenger = bond + reward + (slash - reward - 3 * fraud_voter)
+    fraud_challenger = bond + reward
     frauds = sum(case.fraud for case in cases)
+    reserved = (bond - provider_share - 3 * honest_voter) + frauds * (slash - reward - 3 * fraud_voter)
 
     after = {a.address: client.credits(a.address) for a in (PROVIDER, CHALLENGER, *VALIDATORS)}
     assert after[PROVIDER.address] - before[PROVIDER.address] == honest_provider
@@ -143,6 +147,7 @@ def test_disputes_of_honest_and_dishonest_records_end_with_exact_payouts(
         assert after[validator.address] - before[validator.address] == honest_voter + frauds * fraud_voter
     assert client.stake_of(PROVIDER.address).active == stake_before - frauds * slash
     assert client.totals().solvent
+    assert client.totals().reserve - reserve_before == reserved
 
     # The database holds the same payouts, per dispute, as the watcher copied them from the chain.
     with stack.sessions() as s:

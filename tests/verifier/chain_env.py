@@ -32,6 +32,7 @@ from verifier.runtime import Runtime
 from verifier.watcher import Synced
 
 EVIDENCE = bytes.fromhex("ab" * 32)
+SALT = bytes.fromhex("5a" * 32)
 
 
 @dataclass
@@ -90,15 +91,27 @@ class Chain:
         return index
 
     def dispute(self, index: int) -> tuple[int, tuple[str, ...]]:
+        """Disputes entry `index` and draws its committee (the challenger sends both)."""
         client = self.client(CHALLENGER)
         with self.recorder.sessions() as s:
             plan = plan_dispute(s, client, str(index))
         filed = file_dispute(client, plan)
-        return filed.dispute_id, filed.committee
+        drawn = client.draw(filed.dispute_id).event("CommitteeDrawn")
+        return filed.dispute_id, tuple(drawn["committee"])
 
-    def vote(self, dispute_id: int, member: str, fraud: bool) -> None:
-        account = next(v for v in VALIDATORS if v.address == member)
-        self.client(account).submit_verdict(dispute_id, fraud, EVIDENCE)
+    def votes(self, dispute_id: int, ballots: dict[str, bool]) -> None:
+        """Members (by address) commit then reveal `fraud`; the others stay silent (chain time moves past
+        the commit deadline when someone is missing)."""
+        accounts = {v.address: v for v in VALIDATORS}
+        for member, fraud in ballots.items():
+            mine = self.client(accounts[member])
+            commitment = mine.vote_commitment(dispute_id, member, fraud, EVIDENCE, SALT)
+            mine.commit_vote(dispute_id, commitment)
+        current = self.client().current_round(dispute_id)
+        if current.commits < current.size:
+            self.node.increase_time(current.commit_deadline - self.node.timestamp() + 1)
+        for member, fraud in ballots.items():
+            self.client(accounts[member]).reveal_vote(dispute_id, fraud, EVIDENCE, SALT)
 
     def chain_logs(self) -> set[tuple[bytes, int]]:
         w3 = self.node.web3()

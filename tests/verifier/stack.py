@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,14 @@ VALIDATORS = tuple(dev_account(i) for i in (4, 5, 6))
 PROVIDER_STAKE = 5 * ETHER
 VALIDATOR_STAKE = ETHER
 
-PARAMETERS = TEST_PARAMETERS  # short periods: tests reach every deadline by advancing chain time
+# Short periods (tests reach every deadline by advancing chain time) and no appeals: three validators
+# are every committee, and a dispute is resolvable once its one round is over. Appeals are played on
+# the contract (tests/contracts) and through the command line (tests/e2e/test_appeal.py).
+# Commit and reveal periods are long enough (in wall-clock seconds: Anvil's clock) for a worker to be
+# killed and its task redelivered before the commit phase closes.
+PARAMETERS = replace(
+    TEST_PARAMETERS, appealRounds=0, commitPeriod=600, revealPeriod=600, unbondingPeriod=4_000
+)
 
 
 class RpcProxy:

@@ -1,6 +1,6 @@
-"""`toploc-audit dispute file|show|resolve` on a real Anvil and a SQLite recorder database: the inclusion
-proof is built from the database and accepted on chain; every bad input is refused with an error naming
-the field, before anything is sent."""
+"""`toploc-audit dispute file|show|advance|appeal` on a real Anvil and a SQLite recorder database: the
+inclusion proof is built from the database and accepted on chain; every bad input is refused with an
+error naming the field, before anything is sent."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from anchor.chain.client import Ballot
 from anchor.errors import InputError
 from tests.fixtures.celery import REPO_ROOT
-from tests.verifier.chain_env import EVIDENCE, Chain
+from tests.verifier.chain_env import Chain
 from tests.verifier.stack import CHALLENGER, PARAMETERS, PROVIDER, VALIDATORS
 from toploc_audit.cli import cli
 
@@ -43,29 +43,33 @@ def test_file_opens_the_dispute_with_the_databases_inclusion_proof(sqlite_chain:
     client = chain.client()
     assert client.dispute_count() == 1
     d = client.dispute(1)
-    assert (d.leaf_index, d.provider, d.challenger, d.bond) == (
+    assert (d.leaf_index, d.provider, d.challenger, client.round(1, 0).bond) == (
         index,
         PROVIDER.address,
         CHALLENGER.address,
         PARAMETERS.bond,
     )
     assert f"dispute 1 opened against entry {index} (provider {PROVIDER.address})" in result.output
-    assert f"bond {PARAMETERS.bond} wei" in result.output and "committee 0x" in result.output
+    assert f"bond {PARAMETERS.bond} wei" in result.output and "committee drawn from block" in result.output
 
     # The same entry again: refused before sending (the contract would refuse too).
     refused(run(chain, "file", str(index)), "record", f"entry {index} is already disputed (dispute 1)")
 
-    for validator in VALIDATORS[:2]:  # a quorum, not every member: resolvable only after the deadline
-        chain.client(validator).submit_verdict(1, False, EVIDENCE)
+    drawn = run(chain, "advance", "1")  # anyone may draw once the draw block is reached
+    assert drawn.exit_code == 0 and "dispute 1: committee drawn (tx 0x" in drawn.output, drawn.output
+    refused(run(chain, "advance", "1"), "dispute_id", "is in its commit phase: nothing to do yet")
+    chain.votes(1, {v.address: False for v in VALIDATORS[:2]})  # a quorum; the third stays silent
     shown = run(chain, "show", "1", key=None)
     assert shown.exit_code == 0, shown.output
     assert f"{VALIDATORS[0].address}: honest" in shown.output and "outcome open" in shown.output
-    refused(run(chain, "resolve", "1"), "dispute_id", "cannot be resolved yet")
-    chain.node.increase_time(PARAMETERS.votingPeriod + 1)
-    resolved = run(chain, "resolve", "1")
+    assert f"{VALIDATORS[2].address}: pending" in shown.output
+    resolved = run(chain, "advance", "1")  # every commitment opened: nothing left to wait for
     assert resolved.exit_code == 0 and "dispute 1 resolved: honest (tx 0x" in resolved.output
-    assert chain.client().ballot_of(1, VALIDATORS[0].address) == Ballot.HONEST
+    assert chain.client().ballot_of(1, VALIDATORS[0].address).state == Ballot.HONEST
+    again = run(chain, "advance", "1")
+    assert again.exit_code == 0 and "dispute 1 already resolved: honest" in again.output
     refused(run(chain, "file", str(index)), "record", f"entry {index} was decided by dispute 1: honest")
+    refused(run(chain, "appeal", "1"), "dispute_id", "is in its resolved phase, not its appeal phase")
 
 
 def test_bad_input_is_refused_and_nothing_is_sent(sqlite_chain: Chain) -> None:

@@ -31,7 +31,7 @@ from gpu_core.runner.loading import load_model
 from tests.verifier.stack import CHALLENGER, OPERATOR, PROVIDER, VALIDATORS, make_record
 from toploc_audit.commands.generate import signed_entry
 from verifier.model_store import ModelStore
-from verifier.models import ABSTAINED, CANCELLED, CLAIMED, PENDING, VALIDATED, Validation
+from verifier.models import ABSTAINED, ABSTAINING, CANCELLED, CLAIMED, PENDING, VALIDATED, Validation
 from verifier.validation import CouldNotCheck, PartlyChecked, Pipeline, abstain_claimed, claim
 from verifier.verdicts import REPORT_FORMAT
 
@@ -202,7 +202,8 @@ def test_a_missing_model_is_could_not_check_and_then_an_abstention(
     with pytest.raises(CouldNotCheck):
         empty.run(ids[0], "task-1")  # the retry (same task id) takes its claim back
     abstain_claimed(db.sessions, "task-1", "could not check after 1 retries")
-    assert [(v.status, v.fraud, v.evidence_hash) for v in db.rows(ids)] == [(ABSTAINED, None, None)] * 2
+    # Abstaining: the vote task sends the abstention, with its reason, on chain.
+    assert [(v.status, v.fraud, v.evidence_hash) for v in db.rows(ids)] == [(ABSTAINING, None, None)] * 2
 
 
 def test_a_stored_record_that_does_not_hash_to_the_disputed_digest_is_not_judged(
@@ -219,7 +220,7 @@ def test_a_stored_record_that_does_not_hash_to_the_disputed_digest_is_not_judged
             update(RecordRow).where(RecordRow.id == record_id).values(canonical=json.dumps(body).encode())
         )
     (outcome,) = db.pipeline().run(vid, "task-1")
-    assert outcome.status == ABSTAINED
+    assert outcome.status == ABSTAINING
     assert outcome.reason is not None and outcome.reason.startswith(
         "recordDigest mismatch: the stored record hashes to 0x"
     )
@@ -298,4 +299,4 @@ def test_a_record_that_could_not_be_checked_is_retried_alone(
     finally:
         handle.remove()
     abstain_claimed(db.sessions, "task-1", "could not check after 1 retries")
-    assert [(v.status, v.fraud) for v in db.rows(ids)] == [(VALIDATED, False), (ABSTAINED, None)]
+    assert [(v.status, v.fraud) for v in db.rows(ids)] == [(VALIDATED, False), (ABSTAINING, None)]

@@ -1,24 +1,30 @@
-"""Votes are sent exactly once, on a real Anvil: a repeated task sends nothing, a vote signed before a
-crash is broadcast as the same bytes, a nonce taken by another transaction gets a fresh signature, and a
-vote after the deadline becomes an abstention. Also the report's canonical bytes and evidence hash."""
+"""Commit-reveal votes are sent exactly once, on a real Anvil: a repeated task sends nothing, a commit
+signed before a crash is broadcast as the same bytes, a nonce taken by another transaction gets a fresh
+signature, the reveal follows once every member committed, a vote too late becomes an abstention, and a
+validator that could not check abstains on chain with its reason published. Also the report's
+canonical bytes and evidence hash."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from types import SimpleNamespace
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import select
 
-from anchor.chain.client import Ballot
+from anchor.chain.client import Ballot, vote_commitment
+from anchor.chain.transactions import SignedTx, sign_transaction
 from anchor.db import transaction
+from anchor.evidence import find_report
 from gpu_core.runner.verdict import RecordVerdict
 from tests.verifier.chain_env import EVIDENCE, Chain
 from tests.verifier.stack import PARAMETERS, VALIDATORS
-from verifier.models import ABSTAINED, VALIDATED, VOTED, VOTING, Validation
-from verifier.verdicts import WrongValidator, evidence_hash, report_bytes, report_json, send_vote, sign_vote
+from verifier.models import ABSTAINED, ABSTAINING, COMMITTED, COMMITTING, VALIDATED, VOTED, Validation
+from verifier.verdicts import WrongValidator, evidence_hash, report_bytes, report_json, send_vote, vote_salt
 
 pytestmark = pytest.mark.slow
 
@@ -68,47 +74,59 @@ def _row(chain: Chain, validation_id: int) -> Validation:
         return v
 
 
+def _signed_commit(chain: Chain, validator: LocalAccount, dispute_id: int) -> SignedTx:
+    """The commit the vote task would send for an honest vote with EVIDENCE, signed, not sent."""
+    client = chain.client(validator)
+    commitment = vote_commitment(
+        dispute_id, validator.address, False, EVIDENCE, vote_salt(validator, dispute_id)
+    )
+    data = client.contract.encode_abi("commitVote", args=[dispute_id, commitment])
+    return sign_transaction(
+        client.w3, validator, {"to": client.address, "data": data, "value": 0}, client.decoder
+    )
+
+
+def _store_commit(chain: Chain, validation_id: int, signed: SignedTx) -> None:
+    with transaction(chain.recorder.sessions) as s:
+        row = s.get(Validation, validation_id)
+        assert row is not None
+        row.status, row.commit_raw_tx, row.commit_tx_hash, row.commit_nonce = (
+            COMMITTING,
+            signed.raw,
+            signed.tx_hash,
+            signed.nonce,
+        )
+
+
 def test_a_vote_is_sent_once_whatever_happens_between_the_steps(sqlite_chain: Chain) -> None:
     chain = sqlite_chain
     dispute_id, committee = chain.dispute(chain.log_and_anchor("vote-1"))
     ids = _validated(chain, dispute_id)
     sessions, w3 = chain.recorder.sessions, chain.node.web3()
     v0, v1, v2 = VALIDATORS
+    client = chain.client()
 
-    # A plain vote, then the same task again: the chain already has the ballot, nothing is sent.
-    assert send_vote(sessions, chain.client(v0), ids[v0.address]) == VOTED
+    # A commit, then the same task again: the chain has the commitment and the reveal must wait for
+    # the others (or the commit deadline): nothing is sent.
+    assert send_vote(sessions, chain.client(v0), ids[v0.address]) == COMMITTED
     nonce = w3.eth.get_transaction_count(v0.address)
-    assert send_vote(sessions, chain.client(v0), ids[v0.address]) == VOTED
+    assert send_vote(sessions, chain.client(v0), ids[v0.address]) == COMMITTED
     assert w3.eth.get_transaction_count(v0.address) == nonce
+    assert client.ballot_of(dispute_id, v0.address).state == Ballot.COMMITTED
 
     with pytest.raises(WrongValidator, match=f"is {v1.address}'s; this worker votes as {v0.address}"):
         send_vote(sessions, chain.client(v0), ids[v1.address])  # misrouted: refused, nothing sent
 
-    # Crashed after storing the signed vote, before broadcasting it: the same bytes are sent.
-    signed = sign_vote(chain.client(v1), dispute_id, False, EVIDENCE)
-    with transaction(sessions) as s:
-        row = s.get(Validation, ids[v1.address])
-        assert row is not None
-        row.status, row.vote_raw_tx, row.vote_tx_hash, row.vote_nonce = (
-            VOTING,
-            signed.raw,
-            signed.tx_hash,
-            signed.nonce,
-        )
-    assert send_vote(sessions, chain.client(v1), ids[v1.address]) == VOTED
+    # Crashed after storing the signed commit, before broadcasting it: the same bytes are sent.
+    signed = _signed_commit(chain, v1, dispute_id)
+    _store_commit(chain, ids[v1.address], signed)
+    assert send_vote(sessions, chain.client(v1), ids[v1.address]) == COMMITTED
     assert w3.eth.get_transaction_receipt(HexBytes(signed.tx_hash))["status"] == 1
 
-    # Signed, then the key's nonce was used by another transaction: signed anew, voted once.
-    stale = sign_vote(chain.client(v2), dispute_id, False, EVIDENCE)
-    with transaction(sessions) as s:
-        row = s.get(Validation, ids[v2.address])
-        assert row is not None
-        row.status, row.vote_raw_tx, row.vote_tx_hash, row.vote_nonce = (
-            VOTING,
-            stale.raw,
-            stale.tx_hash,
-            stale.nonce,
-        )
+    # Signed, then the key's nonce was used by another transaction: signed anew, committed once; the
+    # last commit opens the reveal phase, so the same task reveals.
+    stale = _signed_commit(chain, v2, dispute_id)
+    _store_commit(chain, ids[v2.address], stale)
     transfer = v2.sign_transaction(
         {
             "to": v0.address,
@@ -121,21 +139,44 @@ def test_a_vote_is_sent_once_whatever_happens_between_the_steps(sqlite_chain: Ch
     )
     w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(transfer.raw_transaction))
     assert send_vote(sessions, chain.client(v2), ids[v2.address]) == VOTED
-    assert _row(chain, ids[v2.address]).vote_tx_hash != stale.tx_hash
+    assert _row(chain, ids[v2.address]).commit_tx_hash != stale.tx_hash
+    for v in (v0, v1):
+        assert send_vote(sessions, chain.client(v), ids[v.address]) == VOTED
+        assert send_vote(sessions, chain.client(v), ids[v.address]) == VOTED  # again: nothing sent
 
-    client = chain.client()
-    assert [client.ballot_of(dispute_id, m) for m in committee] == [Ballot.HONEST] * 3
-    d = client.dispute(dispute_id)
-    assert (d.honest_votes, d.fraud_votes) == (3, 0)
+    assert [client.ballot_of(dispute_id, m).state for m in committee] == [Ballot.HONEST] * 3
+    r = client.current_round(dispute_id)
+    assert (r.commits, r.reveals, r.honest_votes, r.fraud_votes) == (3, 3, 3, 0)
 
 
 def test_a_vote_too_late_is_an_abstention(sqlite_chain: Chain) -> None:
     chain = sqlite_chain
     dispute_id, _ = chain.dispute(chain.log_and_anchor("late-1"))
     ids = _validated(chain, dispute_id)
-    chain.node.increase_time(PARAMETERS.votingPeriod + 1)
+    chain.node.increase_time(PARAMETERS.commitPeriod + 1)
     validator = VALIDATORS[0]
     assert send_vote(chain.recorder.sessions, chain.client(validator), ids[validator.address]) == ABSTAINED
     row = _row(chain, ids[validator.address])
-    assert row.reason == "voting closed before the vote was sent" and row.vote_tx_hash is None
-    assert chain.client().ballot_of(dispute_id, validator.address) == Ballot.PENDING
+    assert row.reason == "the commit phase closed before this validator acted" and row.commit_tx_hash is None
+    assert chain.client().ballot_of(dispute_id, validator.address).state == Ballot.PENDING
+
+
+def test_could_not_check_abstains_on_chain_with_its_reason_published(sqlite_chain: Chain) -> None:
+    chain = sqlite_chain
+    dispute_id, _ = chain.dispute(chain.log_and_anchor("abstain-1"))
+    ids = _validated(chain, dispute_id)
+    validator = VALIDATORS[0]
+    with transaction(chain.recorder.sessions) as s:
+        row = s.get(Validation, ids[validator.address])
+        assert row is not None
+        row.status, row.fraud, row.evidence_hash, row.reason = ABSTAINING, None, None, "model not held"
+    assert send_vote(chain.recorder.sessions, chain.client(validator), ids[validator.address]) == ABSTAINED
+    assert chain.client().ballot_of(dispute_id, validator.address).state == Ballot.ABSTAINED
+    row = _row(chain, ids[validator.address])
+    assert row.evidence_hash is not None and row.report is not None
+    assert hashlib.sha256(row.report).digest() == row.evidence_hash
+    assert json.loads(row.report)["abstained"] == "model not held"
+    with chain.recorder.sessions() as s:
+        assert find_report(s, row.evidence_hash) == row.report  # what GET /v1/evidence/{hash} serves
+    logs = chain.client().contract.events.VoteAbstained().get_logs(from_block=0)
+    assert [bytes(log["args"]["reasonHash"]) for log in logs] == [row.evidence_hash]

@@ -16,7 +16,7 @@ from anchor.db.models import ChainEvent, Dispute, Payout, Vote
 from anchor.db.models import Record as RecordRow
 from tests.verifier.chain_env import Chain
 from tests.verifier.stack import CHALLENGER
-from verifier.models import ABSTAINED, PENDING, Slash, Validation
+from verifier.models import ABSTAINING, PENDING, Slash, Validation
 from verifier.validation import load_jobs
 
 pytestmark = pytest.mark.slow
@@ -26,9 +26,8 @@ def test_every_event_lands_once_across_crashes_mid_pass(chain: Chain) -> None:
     first, second = chain.log_and_anchor("w-1"), chain.log_and_anchor("w-2")
     d1, committee1 = chain.dispute(first)
     d2, committee2 = chain.dispute(second)
-    for member in committee1:  # every member votes: resolvable at once
-        chain.vote(d1, member, fraud=True)
-    chain.vote(d2, committee2[0], fraud=False)
+    chain.votes(d1, dict.fromkeys(committee1, True))  # every member reveals: resolvable at once
+    chain.votes(d2, {committee2[0]: False})
     chain.client(CHALLENGER).resolve(d1)  # fraud: the provider is slashed, everyone credited
 
     for step in ("after-fetch", "after-apply"):
@@ -60,7 +59,7 @@ def test_reorg_removes_the_vanished_branch_and_applies_the_new_one(chain: Chain)
 
     # Branch A: a dispute of entry `first`, one vote, synced.
     d_a, committee_a = chain.dispute(first)
-    chain.vote(d_a, committee_a[0], fraud=True)
+    chain.votes(d_a, {committee_a[0]: True})
     chain.watch()
     with chain.recorder.sessions() as s:
         leaf = s.scalar(select(Dispute.leaf_index).where(Dispute.dispute_id == d_a))
@@ -114,5 +113,5 @@ def test_a_changed_or_withheld_record_is_judged_from_the_calldata(chain: Chain) 
     with transaction(chain.recorder.sessions) as s:  # a dispute synced without the calldata's copy
         s.execute(update(Dispute).where(Dispute.dispute_id == dispute_id).values(record=None))
     jobs, ended = load_jobs(chain.recorder.sessions, ids)
-    assert jobs == [] and {o.status for o in ended} == {ABSTAINED}
+    assert jobs == [] and {o.status for o in ended} == {ABSTAINING}
     assert all(o.reason.startswith("recordDigest mismatch: the stored record hashes to") for o in ended)

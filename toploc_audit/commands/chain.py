@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-SET_HELP = "Override a deployment parameter, e.g. --set bond=0.5ether --set votingPeriod=600 (repeatable)."
+SET_HELP = "Override a deployment parameter, e.g. --set bond=0.5ether --set commitPeriod=600 (repeatable)."
 
 
 @click.group()
@@ -215,7 +215,8 @@ def info(rpc_url: str | None) -> None:
         (
             "balance",
             f"{totals.balance} wei = staked {totals.staked} + unbonding {totals.unbonding} "
-            f"+ bonds {totals.bonds} + credits {totals.credits}" + ("" if totals.solvent else "  (MISMATCH)"),
+            f"+ bonds {totals.bonds} + credits {totals.credits} + reserve {totals.reserve}"
+            + ("" if totals.solvent else "  (MISMATCH)"),
         ),
         ("parameters", ", ".join(f"{k}={v}" for k, v in p.to_json().items())),
     ]

@@ -217,8 +217,17 @@ class _Run:
         with self.step("Anvil started, ToplocAudit deployed, provider and 3 validators staked"):
             self.node = start_anvil(accounts=10, log_path=self.home / "anvil.log")
             w3 = self.node.web3()
+            # Three validators seat one committee and no appeal; drawDelay 1 because Anvil mines a block
+            # per transaction only.
             parameters = Parameters(
-                disputeWindow=3600, maxMergeDelay=3600, votingPeriod=900, unbondingPeriod=9000
+                disputeWindow=3600,
+                maxMergeDelay=3600,
+                commitPeriod=900,
+                revealPeriod=900,
+                appealPeriod=900,
+                appealRounds=0,
+                drawDelay=1,
+                unbondingPeriod=12_000,
             )
             deployment = deploy_toploc_audit(
                 w3, self.deployer, self.operator.address, parameters, self.node.url
@@ -431,9 +440,10 @@ class _Run:
                     f"{resolved}/{len(ids)} disputes resolved"
                 )
                 if done == 3 * len(ids) and resolved < len(ids) and not advanced:
-                    # Every validator finished but a dispute waits for its deadline (an abstention):
-                    # move chain time past it, so the watcher queues its resolution.
-                    self.node.increase_time(client.parameters().votingPeriod + 1)
+                    # Every validator finished but a dispute waits for a deadline (a member silent):
+                    # move chain time past its phases, so the watcher queues its resolution.
+                    p = client.parameters()
+                    self.node.increase_time(p.commitPeriod + p.revealPeriod + p.appealPeriod + 1)
                     advanced = True
                 return resolved == len(ids)
 
@@ -516,6 +526,7 @@ class _Run:
             row = {"fraud": "-", "outcome": "not disputed", "stake": "", "challenger": ""}
             if dispute_id is not None:
                 d = client.dispute(dispute_id)
+                last = client.round(dispute_id, d.rounds - 1)
                 slashed = sum(x.amount for x in slashes if x.account == self.provider.address)
                 challenger_credit = sum(
                     int(p["amount"])
@@ -523,7 +534,7 @@ class _Run:
                     if p["account"] == self.challenger.address
                 )
                 row = {
-                    "fraud": f"{d.fraud_votes}/{d.honest_votes}",
+                    "fraud": f"{last.fraud_votes}/{last.honest_votes}",
                     "outcome": d.outcome.name.lower().replace("_", " "),
                     "stake": f"-{slashed / ETHER:g} ETH" if slashed else "unchanged",
                     "challenger": f"+{challenger_credit / ETHER:g} ETH credit"
@@ -548,7 +559,8 @@ class _Run:
             )
         totals = client.totals()
         self.console.print(
-            f"  contract balance {totals.balance / ETHER:g} ETH = stakes + bonds + credits: {totals.solvent}"
+            f"  contract balance {totals.balance / ETHER:g} ETH = stakes + bonds + credits + reserve: "
+            f"{totals.solvent}"
         )
         self.console.print(table)
         self.console.print(f"state, logs and the SQLite database are in {self.home}")

@@ -1,4 +1,4 @@
-"""`toploc-audit dispute`: challenge a log entry on chain, follow a dispute, resolve it."""
+"""`toploc-audit dispute`: challenge a log entry on chain, follow a dispute, appeal it, move it along."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def dispute() -> None:
 def file_cmd(record: str, bond: str | None, key_file: Path | None) -> None:
     """Dispute RECORD (log index or 0x recordDigest): build its inclusion proof from the database, check
     the dispute window, and send openDispute with the bond from the challenger's key. Prints the dispute
-    id, the transaction and the committee."""
+    id and the transaction; the committee is drawn from a later block (validators' workers send the draw,
+    or `toploc-audit dispute advance`)."""
     from anchor.chain.parameters import parse_positive_amount
     from anchor.db import open_database
     from verifier.disputes import file_dispute, plan_dispute
@@ -49,7 +50,7 @@ def file_cmd(record: str, bond: str | None, key_file: Path | None) -> None:
         f"dispute {filed.dispute_id} opened against entry {plan.leaf_index} (provider {plan.provider})"
     )
     click.echo(f"  tx {filed.tx_hash} in block {filed.block_number}, bond {plan.bond} wei")
-    click.echo(f"  committee {', '.join(filed.committee)}; votes due by chain time {filed.deadline}")
+    click.echo(f"  committee drawn from block {filed.draw_block} on")
 
 
 @dispute.command("show")
@@ -68,13 +69,25 @@ def show_cmd(dispute_id: int) -> None:
             "dispute_id", f"there is no dispute {dispute_id} (the contract has {client.dispute_count()})"
         )
     d = client.dispute(dispute_id)
+    phase = client.phase(dispute_id)
     click.echo(
         f"dispute {dispute_id}: entry {d.leaf_index} of {d.provider}, challenger {d.challenger}, "
-        f"bond {d.bond} wei, outcome {d.outcome.name.lower().replace('_', ' ')} "
-        f"({d.fraud_votes} fraud, {d.honest_votes} honest votes)"
+        f"outcome {_name(d.outcome)}, phase {_name(phase)}, {d.rounds} round(s)"
     )
-    for member in d.committee:
-        click.echo(f"  {member}: {client.ballot_of(dispute_id, member).name.lower().replace('_', ' ')}")
+    for index in range(d.rounds):
+        r = client.round(dispute_id, index)
+        by = "the challenger" if index == 0 else f"appeal by {r.appellant}"
+        click.echo(f"  round {index}: bond {r.bond} wei ({by}), committee of {r.size}, quorum {r.quorum}")
+        if not r.drawn:
+            click.echo(f"    not drawn yet: drawable from block {r.draw_block}")
+            continue
+        click.echo(
+            f"    {r.commits} committed, {r.abstentions} abstained, {r.reveals} revealed "
+            f"({r.fraud_votes} fraud, {r.honest_votes} honest); commits by chain time {r.commit_deadline}, "
+            f"reveals by {r.reveal_deadline}"
+        )
+        for member in r.committee:
+            click.echo(f"    {member}: {_name(client.ballot_of(dispute_id, member).state)}")
     sessions = open_database(Settings.from_env().database_url)
     with sessions() as s:
         rows = s.scalars(
@@ -87,31 +100,72 @@ def show_cmd(dispute_id: int) -> None:
             click.echo(f"  ours {v.validator}: {v.status}{verdict}{evidence}{reason}")
 
 
-@dispute.command("resolve")
+def _name(value: Any) -> str:
+    return str(value.name).lower().replace("_", " ")
+
+
+def _require_dispute(client: Any, dispute_id: int) -> None:
+    if dispute_id > client.dispute_count():
+        raise InputError(
+            "dispute_id", f"there is no dispute {dispute_id} (the contract has {client.dispute_count()})"
+        )
+
+
+@dispute.command("advance")
 @click.argument("dispute_id", type=click.IntRange(min=1))
 @click.option(
     "--key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Key that pays the gas [default: the challenger's].",
 )
-def resolve_cmd(dispute_id: int, key_file: Path | None) -> None:
-    """Resolve DISPUTE_ID now if every member voted or its deadline passed (validators do it on their own;
-    this is for anyone who does not want to wait)."""
-    from verifier.resolution import resolve_dispute
+def advance_cmd(dispute_id: int, key_file: Path | None) -> None:
+    """Draw DISPUTE_ID's committee or resolve it, whichever the chain says is due now (validators' workers
+    do it on their own; this is for anyone who does not want to wait). Example:
+    `toploc-audit dispute advance 1`."""
+    from verifier.resolution import advance_dispute
 
     client = _client(key_file)
-    if dispute_id > client.dispute_count():
-        raise InputError(
-            "dispute_id", f"there is no dispute {dispute_id} (the contract has {client.dispute_count()})"
+    _require_dispute(client, dispute_id)
+    result = advance_dispute(client, dispute_id)
+    if result.action == "draw":
+        drawn = client.current_round(dispute_id)
+        click.echo(
+            f"dispute {dispute_id}: committee drawn (tx {result.tx_hash}): {', '.join(drawn.committee)}"
         )
-    result = resolve_dispute(client, dispute_id)
-    if result.tx_hash is None and result.outcome.name == "OPEN":
+    elif result.action == "resolve":
+        click.echo(f"dispute {dispute_id} resolved: {_name(result.outcome)} (tx {result.tx_hash})")
+    elif result.phase.name == "RESOLVED":
+        click.echo(f"dispute {dispute_id} already resolved: {_name(result.outcome)}")
+    else:
         raise InputError(
-            "dispute_id",
-            f"dispute {dispute_id} cannot be resolved yet: votes are missing and its deadline has not passed",
+            "dispute_id", f"dispute {dispute_id} is in its {_name(result.phase)} phase: nothing to do yet"
         )
-    done = "resolved" if result.tx_hash else "already resolved"
-    click.echo(
-        f"dispute {dispute_id} {done}: {result.outcome.name.lower().replace('_', ' ')}"
-        + (f" (tx {result.tx_hash})" if result.tx_hash else "")
-    )
+
+
+@dispute.command("appeal")
+@click.argument("dispute_id", type=click.IntRange(min=1))
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The appellant's hex private key: the provider after a fraud result, the challenger after an "
+    "honest one [default: TOPLOC_AUDIT_CHALLENGER_KEY or <home>/challenger.key].",
+)
+def appeal_cmd(dispute_id: int, key_file: Path | None) -> None:
+    """Appeal DISPUTE_ID's last round, sending the next round's bond (bond x 2^round): a larger committee,
+    none of whom sat before, is drawn. Only the side that lost the round may, within the appeal period.
+    Example: `toploc-audit dispute appeal 1 --key-file provider.key`."""
+    client = _client(key_file)
+    _require_dispute(client, dispute_id)
+    phase = client.phase(dispute_id)
+    if phase.name != "APPEAL":
+        raise InputError(
+            "dispute_id", f"dispute {dispute_id} is in its {_name(phase)} phase, not its appeal phase"
+        )
+    d = client.dispute(dispute_id)
+    bond = client.parameters().appeal_bond(d.rounds)
+    sent = client.appeal(dispute_id)
+    appealed = sent.event("DisputeAppealed")
+    size = client.parameters().round_size(d.rounds)
+    click.echo(f"dispute {dispute_id}: appealed with {bond} wei (tx {sent.tx_hash})")
+    round_, draw_block = appealed["round"], appealed["drawBlock"]
+    click.echo(f"  round {round_}: a committee of {size}, drawn from block {draw_block} on")
