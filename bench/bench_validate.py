@@ -14,7 +14,8 @@ run, --repeats times each, interleaved so the slow phases of a shared machine hi
   token, the sampler's filters and race), reported as a share of the raw prefill (target under 10%);
 - pipeline: database -> batched prefill -> verify -> vote: verifier.validation.Pipeline.run (claim every
   validation of the batch, load the records, recompute their digests, validate_batch, store the reports
-  and evidence hashes) and one submitVerdict transaction per record (verifier.verdicts.send_vote), on a
+  and evidence hashes) and a commitVote and a revealVote transaction per record
+  (verifier.verdicts.send_vote; a committee of one reveals at once), on a
   fresh set of disputes each repeat;
 - generation: one record generated with proofs at batch 1 (gpu_core.runner.generate_with_proofs), the
   time scaled to the same number of records.
@@ -207,7 +208,14 @@ def main() -> None:
     try:
         w3 = node.web3()
         parameters = Parameters(
-            committeeSize=1, quorum=1, disputeWindow=10**6, votingPeriod=10**6, unbondingPeriod=3 * 10**6
+            committeeSize=1,
+            quorum=1,
+            appealRounds=0,
+            drawDelay=1,
+            disputeWindow=10**6,
+            commitPeriod=10**6,
+            revealPeriod=10**6,
+            unbondingPeriod=10**7,
         )
         deployment = deploy_toploc_audit(w3, DEPLOYER, OPERATOR.address, parameters, node.url)
         client = ToplocAuditClient(w3, deployment.address)
@@ -239,7 +247,8 @@ def main() -> None:
         challenger = client.as_account(CHALLENGER)
         for index in range(len(records)):
             with sessions() as s:
-                file_dispute(challenger, plan_dispute(s, challenger, str(index)))
+                filed = file_dispute(challenger, plan_dispute(s, challenger, str(index)))
+            challenger.draw(filed.dispute_id)
         sync(sessions, EventSource(client), deployment.deployment_block, [VALIDATOR.address], 2)
         with sessions() as s:
             ids = list(s.scalars(select(Validation.id).order_by(Validation.id)))

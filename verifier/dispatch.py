@@ -6,8 +6,10 @@ watcher (and the beat task) queues
 - a vote task for each one with a commit-reveal step left (validated, committing, committed,
   revealing, abstaining),
 unless one was queued less than TOPLOC_AUDIT_REQUEUE_SECONDS ago (`enqueued_at`), and an advance task
-(draw or resolve, if the chain says it is due) for each open dispute, at once for those an event just
-moved. Committed votes are asked again every few seconds (the reveal phase opens with time). A message
+(draw or resolve, if the chain says it is due) for each open dispute: at once for those an event just
+moved, every RECHECK_SECONDS for those awaiting a draw or past their reveal deadline, else once per
+requeue interval. Committed votes are asked again every RECHECK_SECONDS too (the reveal phase opens
+with time). A message
 lost with a broker restart, or never sent because the broker was down, is therefore sent again by a
 later pass; tasks are idempotent, so a duplicate does nothing.
 """
@@ -35,8 +37,9 @@ log = logging.getLogger("toploc_audit.dispatch")
 VALIDATE_TASK = "verifier.validate"
 VOTE_TASK = "verifier.vote"
 ADVANCE_TASK = "verifier.advance"
-COMMITTED_RECHECK_SECONDS = 5.0
-"""How often a committed vote asks whether the reveal phase has begun."""
+RECHECK_SECONDS = 5.0
+"""How often a committed vote asks whether the reveal phase has begun, and a dispute awaiting its draw
+or past its reveal deadline whether the step is due."""
 
 
 @dataclass
@@ -100,12 +103,12 @@ class Dispatcher:
             result.votes = len(sent)
         return result
 
-    def advance(self, dispute_id: int, now: float | None = None, force: bool = True) -> bool:
-        """Queue an advance task (draw or resolve); unless `force` (an event made a step due), at most
-        once per requeue interval per dispute (in this process)."""
+    def advance(self, dispute_id: int, now: float | None = None, interval: float = 0.0) -> bool:
+        """Queue an advance task (draw or resolve), unless one was queued for this dispute less than
+        `interval` seconds ago (in this process)."""
         now = time.time() if now is None else now
         last = self._advance_sent.get(dispute_id)
-        if not force and last is not None and now - last < self.settings.requeue_seconds:
+        if last is not None and now - last < interval:
             return False
         if self._send(ADVANCE_TASK, dispute_id, chain_queue(self.settings)):
             self._advance_sent[dispute_id] = now
@@ -121,7 +124,7 @@ class Dispatcher:
         now = time.time() if now is None else now
         stale = now - self.settings.requeue_seconds
         not_recent = or_(Validation.enqueued_at.is_(None), Validation.enqueued_at < stale)
-        waiting = now - min(self.settings.requeue_seconds, COMMITTED_RECHECK_SECONDS)
+        waiting = now - min(self.settings.requeue_seconds, RECHECK_SECONDS)
         committed_not_recent = or_(Validation.enqueued_at.is_(None), Validation.enqueued_at < waiting)
         with self.sessions() as s:
             to_validate = s.execute(
@@ -145,11 +148,16 @@ class Dispatcher:
                 )
                 .order_by(Validation.id)
             ).all()
-            to_advance = [] if chain_now is None else open_disputes(s)
+            to_advance, pressing = ([], set()) if chain_now is None else open_disputes(s, chain_now)
         result = self.validations([(i, v) for i, v in to_validate], now)
         votes = self.votes([(i, v) for i, v in to_vote], now)
         result.votes, result.failed = votes.votes, result.failed + votes.failed
         for dispute_id in to_advance:
-            if self.advance(dispute_id, now, force=dispute_id in touched):
-                result.advances += 1
+            if dispute_id in touched:
+                sent = self.advance(dispute_id, now)
+            elif dispute_id in pressing:  # a draw or resolution may be due: ask every few seconds
+                sent = self.advance(dispute_id, now, interval=RECHECK_SECONDS)
+            else:
+                sent = self.advance(dispute_id, now, interval=self.settings.requeue_seconds)
+            result.advances += sent
         return result

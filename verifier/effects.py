@@ -15,6 +15,8 @@ nothing changes nothing. Events not listed here are kept only as raw rows in cha
   to committed (the vote task sends the stored reveal again).
 - VoteAbstained: our validation abstained; reverted: back to abstaining (the stored abstention is sent
   again).
+- DisputeAppealed: the deadline is 0 again (a new round awaits its draw); nothing to revert (the next
+  CommitteeDrawn sets it).
 - DisputeResolved: disputes.outcome, our unfinished validations abstained; reverted: outcome open.
 - Credited / Slashed: a payouts / slashes row; reverted: the row deleted.
 """
@@ -112,6 +114,9 @@ def apply(session: Session, log: ChainLog, validators: Collection[str], changes:
                 v.updated_at = int(time.time())
             changes.touched_disputes.add(int(a["disputeId"]))
         case "DisputeAppealed":
+            appealed = _dispute(session, int(a["disputeId"]))
+            if appealed is not None:
+                appealed.deadline = 0  # a new round awaits its draw
             changes.touched_disputes.add(int(a["disputeId"]))
         case "DisputeResolved":
             d = _dispute(session, int(a["disputeId"]))

@@ -30,12 +30,16 @@ class Advanced:
     outcome: Outcome = Outcome.OPEN
 
 
-def open_disputes(session: Session) -> list[int]:
-    """Contract ids of the disputes the database says are open."""
-    rows = session.scalars(
-        select(Dispute.dispute_id).where(Dispute.outcome == int(Outcome.OPEN)).order_by(Dispute.dispute_id)
-    )
-    return [int(d) for d in rows]
+def open_disputes(session: Session, chain_now: int) -> tuple[list[int], set[int]]:
+    """Contract ids of the disputes the database says are open, and those of them where a step may be
+    due any moment: a round awaiting its draw (deadline 0) or past its reveal deadline."""
+    rows = session.execute(
+        select(Dispute.dispute_id, Dispute.deadline)
+        .where(Dispute.outcome == int(Outcome.OPEN))
+        .order_by(Dispute.dispute_id)
+    ).all()
+    pressing = {int(d) for d, deadline in rows if deadline == 0 or deadline < chain_now}
+    return [int(d) for d, _ in rows], pressing
 
 
 def advance_dispute(client: ToplocAuditClient, dispute_id: int) -> Advanced:

@@ -300,7 +300,8 @@ def send_vote(sessions: sessionmaker[Session], client: ToplocAuditClient, valida
             _update(sessions, validation_id, status=ABSTAINED, reason=f"{why} before this validator acted")
             return ABSTAINED
         if v.status == ABSTAINING or v.fraud is None or v.evidence_hash is None:
-            body = abstention_report(dispute_id, account.address, None, v.reason or "could not check")
+            reason = v.reason or "could not check"
+            body = abstention_report(dispute_id, account.address, dispute.record_digest, reason)
             with transaction(sessions) as s:
                 v.evidence_hash = publish(s, body)  # the reason, served by the recorder's API
             _update(sessions, validation_id, status=ABSTAINING, report=body, evidence_hash=v.evidence_hash)

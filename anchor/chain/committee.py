@@ -29,11 +29,11 @@ def committee_seed(prevrandao: bytes, dispute_id: int, round_: int) -> int:
 def draw_committee(
     seed: int, pool: Sequence[tuple[str, int]], size: int, excluded: Collection[str]
 ) -> list[str]:
-    """The committee the contract draws from `pool` ((validator, active stake) in contract order);
-    empty when fewer than `size` validators can be drawn."""
+    """The committee the contract draws from `pool` ((validator, draw weight) per slot, in contract
+    order); empty when fewer than `size` validators weigh anything."""
     out = {e.lower() for e in excluded}
     weights = [0 if v.lower() in out else w for v, w in pool]
-    if sum(1 for (v, _), w in zip(pool, weights, strict=True) if v.lower() not in out) < size:
+    if sum(1 for w in weights if w > 0) < size:  # slots that weigh nothing cannot be drawn
         return []
     total = sum(weights)
     members: list[str] = []

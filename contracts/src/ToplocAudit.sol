@@ -15,7 +15,7 @@ import {StakeRegistry} from "./StakeRegistry.sol";
  *
  * One contract holds every wei, so solvency is one equation:
  * balance == {totalStaked} + {totalUnbonding} + {totalBonds} + {totalCredits} + {totalReserve}.
- * It accepts ether only through {stake} and {openDispute}.
+ * It accepts ether only through {stake}, {openDispute} and {appeal}.
  */
 contract ToplocAudit is DisputeGame, ModelRegistry {
     /**

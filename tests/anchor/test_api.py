@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 from typing import Any
 
@@ -391,3 +392,27 @@ def test_reads_are_public_with_filters_and_pagination(client) -> None:
     assert client.get("/v1/records", params={"since": 2_000_000_000}).json()["items"] == []
     assert client.get("/v1/records/1/receipt").json()["inclusion"] is None
     assert "/v1/records:batch" in client.get("/openapi.json").json()["paths"]
+
+
+def test_evidence_reports_are_published_and_served_byte_for_byte(client) -> None:
+    report = b'{"abstained":"model not held","disputeId":1,"format":"toploc-audit-validation/2"}'
+    r = client.post("/v1/evidence", content=report)
+    assert r.status_code == 201, r.text
+    digest = "0x" + hashlib.sha256(report).hexdigest()
+    assert r.json() == {"evidenceHash": digest}
+    again = client.post("/v1/evidence", content=report)  # the same bytes: one row, the same answer
+    assert again.status_code == 201 and again.json() == {"evidenceHash": digest}
+    got = client.get(f"/v1/evidence/{digest}")
+    assert got.status_code == 200 and got.content == report
+    assert got.headers["content-type"].startswith("application/json")
+
+    missing = client.get("/v1/evidence/0x" + "00" * 32)
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "evidenceHash"
+    for bad in ("0x1234", "0x" + "zz" * 32, "nothex"):
+        r = client.get(f"/v1/evidence/{bad}")
+        assert r.status_code == 422 and r.json()["error"]["field"] == "evidenceHash", bad
+    for body in (b"not json", b"[1, 2]", b'"a string"', b"\xff\xfe"):
+        r = client.post("/v1/evidence", content=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "report", (body, r.text)
+    r = client.post("/v1/evidence", content=b'{"x":"' + b"a" * (1 << 20) + b'"}')
+    assert r.status_code == 422 and "more than" in r.json()["error"]["reason"]

@@ -28,7 +28,7 @@ def test_the_demo_tells_the_whole_story(smollm2_dir: Path, tmp_path: Path) -> No
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     out = " ".join(run.stdout.split())  # the table wraps its cells; compare words
-    assert "contract balance" in out and "= stakes + bonds + credits: True" in out
+    assert "contract balance" in out and "= stakes + bonds + credits + reserve: True" in out
     assert "0/3 │ honest" in out  # the honest disputed record
     assert out.count("3/0 │ fraud") == 4  # another model's weights, a changed token, fp32, cheap tokens
     assert "cheap" in out and "prefill" in out

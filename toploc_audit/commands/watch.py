@@ -19,10 +19,11 @@ from anchor.settings import Settings
     help="Seconds between passes [default: TOPLOC_AUDIT_WATCH_SECONDS].",
 )
 def watch(once: bool, interval: float | None) -> None:
-    """Sync DisputeOpened, VerdictSubmitted, DisputeResolved, Credited and Slashed events into the database
-    (disputes, votes, payouts, slashes), deduplicated on (tx hash, log index) and safe across restarts
-    and reorgs; then queue a validation task for each committee member this deployment runs
-    (TOPLOC_AUDIT_VALIDATORS), and the votes and resolutions that are due.
+    """Sync the contract's events (DisputeOpened, CommitteeDrawn, VoteCommitted, VoteRevealed,
+    VoteAbstained, DisputeAppealed, DisputeResolved, Credited, Slashed) into the database (disputes, votes,
+    payouts, slashes), deduplicated on (tx hash, log index) and safe across restarts and reorgs; then
+    queue a validation task for each committee member this deployment runs (TOPLOC_AUDIT_VALIDATORS),
+    the commit-reveal steps that are due, and the draws and resolutions the chain allows.
 
     Each pass re-reads TOPLOC_AUDIT_WATCH_CONFIRMATIONS blocks below the last synced one. RPC and broker
     outages (and database blips) are logged and retried on the next pass; nothing is lost."""
