@@ -112,3 +112,12 @@ def test_the_command_line_prints_the_field_and_exits_1(sqlite_chain: Chain) -> N
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == "error: record: no record 5 in this log"
+
+
+def test_every_dispute_command_has_help_with_an_example() -> None:
+    for command in ("file", "show", "advance", "appeal"):
+        result = CliRunner().invoke(cli, ["dispute", command, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, command
+        if command in ("advance", "appeal"):
+            text = " ".join(result.output.split()).replace("toploc- audit", "toploc-audit")
+            assert f"Example: `toploc-audit dispute {command} 1" in text, text

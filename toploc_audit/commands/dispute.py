@@ -64,10 +64,7 @@ def show_cmd(dispute_id: int) -> None:
     from verifier.models import Validation
 
     client = _client(None, need_key=False)
-    if dispute_id > client.dispute_count():
-        raise InputError(
-            "dispute_id", f"there is no dispute {dispute_id} (the contract has {client.dispute_count()})"
-        )
+    _require_dispute(client, dispute_id)
     d = client.dispute(dispute_id)
     phase = client.phase(dispute_id)
     click.echo(
@@ -111,13 +108,15 @@ def _require_dispute(client: Any, dispute_id: int) -> None:
         )
 
 
+def _key_file(help_text: str) -> Any:
+    return click.option(
+        "--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=help_text
+    )
+
+
 @dispute.command("advance")
 @click.argument("dispute_id", type=click.IntRange(min=1))
-@click.option(
-    "--key-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Key that pays the gas [default: the challenger's].",
-)
+@_key_file("Key that pays the gas [default: the challenger's].")
 def advance_cmd(dispute_id: int, key_file: Path | None) -> None:
     """Draw DISPUTE_ID's committee or resolve it, whichever the chain says is due now (validators' workers
     do it on their own; this is for anyone who does not want to wait). Example:
@@ -144,11 +143,9 @@ def advance_cmd(dispute_id: int, key_file: Path | None) -> None:
 
 @dispute.command("appeal")
 @click.argument("dispute_id", type=click.IntRange(min=1))
-@click.option(
-    "--key-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The appellant's hex private key: the provider after a fraud result, the challenger after an "
-    "honest one [default: TOPLOC_AUDIT_CHALLENGER_KEY or <home>/challenger.key].",
+@_key_file(
+    "The appellant's hex private key: the provider after a fraud result, the challenger after an "
+    "honest one [default: TOPLOC_AUDIT_CHALLENGER_KEY or <home>/challenger.key]."
 )
 def appeal_cmd(dispute_id: int, key_file: Path | None) -> None:
     """Appeal DISPUTE_ID's last round, sending the next round's bond (bond x 2^round): a larger committee,
