@@ -368,7 +368,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         if (block.number < r.drawBlock) revert DisputeGameTooEarlyToDraw(disputeId, r.drawBlock, block.number);
         uint8 round = d.rounds - 1;
         uint256 seed = committeeSeed(block.prevrandao, disputeId, round);
-        address[] memory committee = _drawCommittee(seed, disputeId, d.provider, d.challenger, r.size);
+        address[] memory committee = _drawCommittee(seed, disputeId, round > 0, d.provider, d.challenger, r.size);
         uint64 timestamp = uint64(block.timestamp);
 
         r.drawn = true;
@@ -568,7 +568,7 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         view
         returns (address[] memory)
     {
-        return _drawCommittee(seed, 0, provider, challenger, size);
+        return _drawCommittee(seed, 0, false, provider, challenger, size);
     }
 
     // -- rounds -----------------------------------------------------------------------------------
@@ -694,15 +694,18 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
      * @dev Draws `size` distinct validators without replacement, each seat with probability
      * proportional to draw weight ({drawWeightOf}: active stake before this block) among those left:
      * seat k takes the validator whose weight interval, in pool order, holds
-     * keccak256(abi.encode(seed, k)) mod (weight left). The provider, the challenger and members of
-     * earlier rounds of `disputeId` (none when 0) weigh nothing. Returns an empty committee when fewer
+     * keccak256(abi.encode(seed, k)) mod (weight left). The provider, the challenger and, when
+     * `seatedBefore`, members of earlier rounds of `disputeId` weigh nothing. Returns an empty committee when fewer
      * than `size` validators can be drawn.
      */
-    function _drawCommittee(uint256 seed, uint256 disputeId, address provider, address challenger, uint256 size)
-        private
-        view
-        returns (address[] memory members)
-    {
+    function _drawCommittee(
+        uint256 seed,
+        uint256 disputeId,
+        bool seatedBefore,
+        address provider,
+        address challenger,
+        uint256 size
+    ) private view returns (address[] memory members) {
         uint256 n = validatorCount();
         address[] memory pool = new address[](n);
         uint256[] memory weights = new uint256[](n);
@@ -711,10 +714,12 @@ abstract contract DisputeGame is CheckpointLog, StakeRegistry, RecordSignatures 
         for (uint256 i; i < n; ++i) {
             address v = validatorAt(i);
             pool[i] = v;
-            if (v == provider || v == challenger || _ballots[disputeId][v].state != BALLOT_NOT_MEMBER) continue;
-            weights[i] = drawWeightOf(v);
-            if (weights[i] == 0) continue;
-            total += weights[i];
+            uint256 weight = drawWeightOf(v);
+            // Earlier rounds' members hold ballots; a first round (or a preview) has none to read.
+            if (weight == 0 || v == provider || v == challenger) continue;
+            if (seatedBefore && _ballots[disputeId][v].state != BALLOT_NOT_MEMBER) continue;
+            weights[i] = weight;
+            total += weight;
             ++drawable;
         }
         if (drawable < size) return new address[](0);

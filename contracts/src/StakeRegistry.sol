@@ -50,11 +50,12 @@ abstract contract StakeRegistry is PullPayments {
     /// @notice Sum of all unbonding stakes: part of the solvency invariant.
     uint256 public totalUnbonding;
 
-    /// @dev A validator's place in the pool: its draw weight now, and as it stood before `changedBlock`.
+    /// @dev A validator's place in the pool, one slot: its draw weight now, and as it stood before
+    /// `changedBlock` (96 bits hold 79 billion ether).
     struct PoolEntry {
-        uint128 weight;
-        uint128 weightBefore;
-        uint64 changedBlock;
+        uint96 weight;
+        uint96 weightBefore;
+        uint56 changedBlock;
         bool eligible;
     }
 
@@ -293,9 +294,9 @@ abstract contract StakeRegistry is PullPayments {
         }
         if (e.changedBlock != block.number) {
             e.weightBefore = e.weight;
-            e.changedBlock = uint64(block.number);
+            e.changedBlock = uint56(block.number);
         }
-        e.weight = eligible ? s.active : 0;
+        e.weight = eligible ? SafeCast.toUint96(s.active) : 0;
         if (eligible == e.eligible) return;
         e.eligible = eligible;
         if (eligible) {

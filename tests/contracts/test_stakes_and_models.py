@@ -104,13 +104,26 @@ def test_stake_rules(audit: AuditChain) -> None:
     assert p.validators() == [audit.accounts[11].address]
 
 
-def test_pool_order_after_removal(audit: AuditChain) -> None:
+def test_pool_slots_stay_after_removal(audit: AuditChain) -> None:
     vs = audit.accounts[10:14]
     for v in vs:
         audit.client(v).stake(Role.VALIDATOR, ETHER)
+    client = audit.client()
     audit.client(vs[1]).request_unstake(ETHER)
-    # Swap-and-pop: the last takes the removed one's place.
-    assert audit.client().validators() == [vs[0].address, vs[3].address, vs[2].address]
+    # Slots are kept: leaving sets the weight to 0 and moves nobody (a draw cannot be steered by
+    # reordering the pool); coming back takes the old slot.
+    assert client.validators() == [vs[0].address, vs[2].address, vs[3].address]
+    assert client.pool() == [
+        (vs[0].address, ETHER),
+        (vs[1].address, 0),
+        (vs[2].address, ETHER),
+        (vs[3].address, ETHER),
+    ]
+    assert client.call("eligibleValidatorCount") == 3
+    audit.advance(audit.parameters.unbondingPeriod)
+    audit.client(vs[1]).withdraw_stake()
+    audit.client(vs[1]).stake(Role.VALIDATOR, 2 * ETHER)
+    assert [v for v, _ in client.pool()] == [v.address for v in vs] and client.pool()[1][1] == 2 * ETHER
 
 
 def test_declare_model(audit: AuditChain) -> None:
