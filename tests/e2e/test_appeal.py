@@ -48,6 +48,9 @@ class Cli:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOPLOC_AUDIT_")}
         self.env = {**env, "TOPLOC_AUDIT_HOME": str(home), "TOPLOC_AUDIT_MODELS": str(models)}
         self.env["TOPLOC_AUDIT_WATCH_SECONDS"] = "0.5"
+        # One prefill per record (the record's own dtype): this test is about the command line; the
+        # reference mode's detection is tested in tests/gpu_core and tests/e2e/test_disputes.py.
+        self.env["TOPLOC_AUDIT_VALIDATION_MODE"] = "claimed"
         self.background: list[subprocess.Popen[bytes]] = []
 
     def __call__(self, *args: str, key: Path | None = None) -> str:
