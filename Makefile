@@ -43,8 +43,10 @@ setup: $(STAMP_PY) $(STAMP_JS)
 lint: $(STAMP_PY)
 	$(BIN)/ruff check .
 
+# Two workers, whole files each (session fixtures such as a generated corpus are built once per file).
+TEST_WORKERS ?= 2
 test: setup lint $(STAMP_SLITHER)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup
 	$(BIN)/toploc-audit demo

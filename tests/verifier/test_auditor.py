@@ -69,7 +69,9 @@ def test_the_auditor_disputes_the_entries_that_fail(sqlite_chain: Chain, tiny: A
     result = _audit(chain, models, "--rate", "1")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "4 selected, 1 failed" in result.output
-    assert "entry 2: dispute 1 filed: chunk 1: " in result.output
+    # The changed token is found where it is (which TOPLOC chunk also fails depends on the CPU's bf16).
+    assert "entry 2: dispute 1 filed: " in result.output, result.output
+    assert "sampler at output position 4: " in result.output, result.output
     assert "sampler at output position 4: token" in result.output
     client = chain.client()
     assert client.dispute_count() == 1 and client.dispute(1).leaf_index == 2
