@@ -33,6 +33,8 @@ from anchor.records.group_commit import GroupCommit
 from anchor.records.ingest import ApiKeyError, ConflictError, NotRegisteredError, Recorder
 from anchor.settings import Settings
 from anchor.trail import NotFoundError, detail, find, list_records, receipt_file
+from anchor.transparency.checkpoint import Checkpoint as NoteCheckpoint
+from anchor.transparency.checkpoint import log_note_signer, log_origin
 
 
 class BadBodyError(InputError):
@@ -68,6 +70,9 @@ def create_app(config: AppConfig) -> FastAPI:
         stake_problem=config.stake_problem,
     )
     singles = GroupCommit(recorder)  # concurrent single POSTs share transactions
+    note_signer = log_note_signer(
+        log_origin(config.domain.chain_id, config.domain.contract), config.log_key.to_bytes()
+    )
     app = FastAPI(
         title="toploc-audit recorder",
         version="1",
@@ -194,7 +199,21 @@ def create_app(config: AppConfig) -> FastAPI:
                 "chainId": config.domain.chain_id,
                 "contract": config.domain.contract,
                 "maximumMergeDelay": config.max_merge_delay,
+                "origin": note_signer.name,
+                "checkpointKey": note_signer.verifier.encode(),
             }
+
+    @app.get(
+        "/checkpoint",
+        tags=["log"],
+        summary="The latest checkpoint as a C2SP tlog-checkpoint signed note (Ed25519, text/plain).",
+    )
+    def get_checkpoint() -> Response:
+        with sessions() as s:
+            latest = checkpoints.latest(s)
+            size, root = (0, LogStore(s).root(0)) if latest is None else (latest.size, latest.root)
+        note = NoteCheckpoint(note_signer.name, size, root).sign(note_signer)
+        return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
     @app.get(
         "/v1/log/inclusion", tags=["log"], summary="Inclusion proof of leaf `index` in the tree of `size`."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass
 
 from anchor.errors import VerificationError
@@ -66,3 +67,15 @@ def open_checkpoint(note: str, key: VerifierKey, origin: str) -> Checkpoint:
     if checkpoint.origin != origin:
         raise VerificationError(f"checkpoint origin: expected {origin!r}, got {checkpoint.origin!r}")
     return checkpoint
+
+
+def log_origin(chain_id: int, contract: str) -> str:
+    """The checkpoint origin line (and note key name) of a deployment's log."""
+    return f"toploc-audit/{chain_id}/{contract.lower()}"
+
+
+def log_note_signer(origin: str, log_key: bytes) -> NoteSigner:
+    """The log's Ed25519 note key, derived from its secp256k1 log key (one secret to keep; the
+    verifier key is published at /v1/log and is the same on every restart)."""
+    seed = hashlib.sha256(b"toploc-audit checkpoint note key\x00" + log_key).digest()
+    return NoteSigner(origin, seed)

@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 from eth_utils import to_checksum_address
 
+from anchor.db import session_factory, transaction
 from anchor.leaf import leaf_hash
+from anchor.log import checkpoints
 from anchor.merkle import reference as ref
 from anchor.merkle import sha256_hasher, verify_inclusion
 from anchor.receipts import Receipt
 from anchor.records import Record
 from anchor.records.eip712 import SECP256K1_N
+from anchor.transparency.checkpoint import open_checkpoint
+from anchor.transparency.note import VerifierKey
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
 from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, make_record_v1, other_key
 
@@ -416,3 +420,24 @@ def test_evidence_reports_are_published_and_served_byte_for_byte(client) -> None
         assert r.status_code == 422 and r.json()["error"]["field"] == "report", (body, r.text)
     r = client.post("/v1/evidence", content=b'{"x":"' + b"a" * (1 << 20) + b'"}')
     assert r.status_code == 422 and "more than" in r.json()["error"]["reason"]
+
+
+def test_checkpoint_is_a_signed_note_of_the_latest_checkpoint(client) -> None:
+    log = client.get("/v1/log").json()
+    key = VerifierKey.parse(log["checkpointKey"])
+    assert log["origin"] == f"toploc-audit/{DOMAIN.chain_id}/{DOMAIN.contract.lower()}" == key.name
+    empty = client.get("/checkpoint")
+    assert empty.status_code == 200 and empty.headers["content-type"].startswith("text/plain")
+    first = open_checkpoint(empty.text, key, log["origin"])
+    assert (first.size, first.root) == (0, hashlib.sha256(b"").digest())
+
+    records = [make_record(f"cp-{i}") for i in range(3)]
+    assert client.post("/v1/records:batch", json={"entries": [entry(x) for x in records]}).status_code == 201
+    with transaction(session_factory(client.app.state.engine)) as s:
+        row = checkpoints.create(s, now=1)
+        assert row is not None
+    assert client.post("/v1/records", json=entry(make_record("cp-after"))).status_code == 201
+    got = open_checkpoint(client.get("/checkpoint").text, key, log["origin"])
+    leaves = [leaf_hash(PROVIDER, x.digest()) for x in records]
+    assert (got.size, got.root) == (3, ref.root(sha256_hasher, leaves))  # the checkpoint, not the log head
+    assert client.get("/v1/log").json()["checkpointKey"] == log["checkpointKey"]  # stable across calls
