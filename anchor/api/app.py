@@ -29,12 +29,14 @@ from anchor.errors import Error, InputError
 from anchor.evidence import EvidenceNotFound, find_report, parse_hash, publish
 from anchor.log import checkpoints
 from anchor.log.store import LogStore
+from anchor.log.tiles import TileNotFound, read_tile
 from anchor.records.group_commit import GroupCommit
 from anchor.records.ingest import ApiKeyError, ConflictError, NotRegisteredError, Recorder
 from anchor.settings import Settings
 from anchor.trail import NotFoundError, detail, find, list_records, receipt_file
 from anchor.transparency.checkpoint import Checkpoint as NoteCheckpoint
 from anchor.transparency.checkpoint import log_note_signer, log_origin
+from anchor.transparency.tiles import parse_tile_path
 
 
 class BadBodyError(InputError):
@@ -47,6 +49,7 @@ STATUS = {
     NotRegisteredError: 403,
     NotFoundError: 404,
     EvidenceNotFound: 404,
+    TileNotFound: 404,
     ConflictError: 409,
 }
 MAX_BODY = 64 << 20
@@ -214,6 +217,19 @@ def create_app(config: AppConfig) -> FastAPI:
             size, root = (0, LogStore(s).root(0)) if latest is None else (latest.size, latest.root)
         note = NoteCheckpoint(note_signer.name, size, root).sign(note_signer)
         return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+    @app.get(
+        "/tile/{path:path}",
+        tags=["log"],
+        summary="C2SP tlog-tiles: hash tiles tile/<L>/<N>[.p/<W>], entry bundles tile/entries/<N>[.p/<W>].",
+    )
+    def get_tile(path: str) -> Response:
+        tile = parse_tile_path(f"tile/{path}")
+        with sessions() as s:
+            data = read_tile(s, tile)
+        # A tile's bytes are fixed by its path (a partial one names its width), so every tile is immutable.
+        cache = "public, max-age=31536000, immutable"
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
 
     @app.get(
         "/v1/log/inclusion", tags=["log"], summary="Inclusion proof of leaf `index` in the tree of `size`."

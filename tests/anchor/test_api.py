@@ -20,6 +20,7 @@ from anchor.records import Record
 from anchor.records.eip712 import SECP256K1_N
 from anchor.transparency.checkpoint import open_checkpoint
 from anchor.transparency.note import VerifierKey
+from anchor.transparency.tiles import decode_bundle, next_level
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
 from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, make_record_v1, other_key
 
@@ -441,3 +442,35 @@ def test_checkpoint_is_a_signed_note_of_the_latest_checkpoint(client) -> None:
     leaves = [leaf_hash(PROVIDER, x.digest()) for x in records]
     assert (got.size, got.root) == (3, ref.root(sha256_hasher, leaves))  # the checkpoint, not the log head
     assert client.get("/v1/log").json()["checkpointKey"] == log["checkpointKey"]  # stable across calls
+
+
+def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
+    records = [make_record(f"t-{i}") for i in range(300)]
+    for start in range(0, 300, 100):
+        batch = {"entries": [entry(x) for x in records[start : start + 100]]}
+        assert client.post("/v1/records:batch", json=batch).status_code == 201
+    leaves = [leaf_hash(PROVIDER, x.digest()) for x in records]
+
+    full = client.get("/tile/0/000")
+    assert full.status_code == 200 and "immutable" in full.headers["cache-control"]
+    part = client.get("/tile/0/001.p/44")
+    tile_hashes = [full.content[i : i + 32] for i in range(0, 256 * 32, 32)]
+    tile_hashes += [part.content[i : i + 32] for i in range(0, 44 * 32, 32)]
+    assert tile_hashes == leaves  # level 0: the leaf hashes, in order
+    level1 = client.get("/tile/1/000.p/1").content
+    assert level1 == ref.root(sha256_hasher, leaves[:256]) == next_level(sha256_hasher, tile_hashes)[0]
+    bundle = decode_bundle(client.get("/tile/entries/001.p/44").content)
+    assert [sha256_hasher.hash_leaf(e) for e in bundle] == leaves[256:]  # clients rehash entries
+    assert client.get("/tile/0/001.p/10").content == part.content[: 10 * 32]  # any width up to the tree's
+
+    for path, status, field in [
+        ("/tile/0/001", 404, "tile"),  # not full yet
+        ("/tile/0/001.p/45", 404, "tile"),
+        ("/tile/2/000.p/1", 404, "tile"),
+        ("/tile/entries/002.p/1", 404, "tile"),
+        ("/tile/0/1", 422, "index"),
+        ("/tile/0/001.p/256", 422, "width"),
+        ("/tile/x/000", 422, "level"),
+    ]:
+        r = client.get(path)
+        assert (r.status_code, r.json()["error"]["field"]) == (status, field), path
