@@ -14,6 +14,7 @@ checkpoint it is against, and the chain id and contract.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,36 +152,150 @@ class ReceiptFile:
     def leaf_hash(self) -> bytes:
         return leaf_hash(self.provider, self.receipt.record_digest)
 
-    def check_offline(self) -> tuple[str, bytes]:
-        """Checks that need no chain; returns (receipt signer, root the inclusion proof leads to).
 
-        1. the receipt signature recovers (the caller compares the signer with the contract's operator);
-        2. the provider signed the recordDigest in this domain;
-        3. the inclusion proof leads from leaf(provider, recordDigest) to a root equal to the one in the
-           file (the caller compares it with the contract's checkpoint).
-        """
-        domain = self.domain()
-        signer = self.receipt.signer(self.receipt_signature, domain)
-        provider_signer = recover_signer(
-            domain.record_digest(self.receipt.record_digest), self.provider_signature
+@dataclass(frozen=True)
+class ChainCheckpoint:
+    id: int
+    size: int
+    root: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """What the chain says about one receipt file, fetched before anything is checked."""
+
+    chain_id: int
+    operator: str
+    checkpoint_count: int
+    checkpoint: ChainCheckpoint | None
+    """The checkpoint the file's inclusion proof names, None when the chain does not have it."""
+    contract_verifies: bool | None
+    """The contract's own verifyInclusion of the file's proof; None when it could not be asked."""
+    first_covering: ChainCheckpoint | None
+    """The first checkpoint on chain whose tree covers the entry."""
+
+
+class ReceiptError(VerificationError):
+    """One step of receipt verification failed: `step` names it, `field` the part of the file it
+    comes from; `passed` holds the steps that passed before it."""
+
+    def __init__(self, step: str, field: str, reason: str, passed: Sequence[str] = ()) -> None:
+        super().__init__(f"{step} ({field}): {reason}")
+        self.step, self.field, self.reason, self.passed = step, field, reason, tuple(passed)
+
+
+def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
+    """Checks a receipt file against what the chain says, in order; returns one line per passed step.
+
+    1. chain: the node is on the chain the file names (else every signature would seem wrong);
+    2. receipt signature: by the contract's operator, in the file's domain;
+    3. provider signature: the provider signed the recordDigest in that domain;
+    4. inclusion proof: it leads from leaf(provider, recordDigest) to the file's root;
+    5. checkpoint: the chain holds that (size, root) under the id named, and its contract verifies;
+    6. merge delay: the entry was first anchored within the receipt's maximum merge delay.
+    """
+    passed: list[str] = []
+
+    def fail(step: str, field: str, reason: str) -> ReceiptError:
+        return ReceiptError(step, field, reason, passed)
+
+    r, domain = rf.receipt, rf.domain()
+    if chain.chain_id != rf.chain_id:
+        raise fail("chain", "chainId", f"the node is on chain {chain.chain_id}, the file names {rf.chain_id}")
+    passed.append(f"chain {rf.chain_id}, contract {rf.contract}")
+    try:
+        signer = r.signer(rf.receipt_signature, domain)
+    except VerificationError as exc:
+        raise fail("receipt signature", "receiptSignature", str(exc)) from None
+    if signer != chain.operator:
+        raise fail(
+            "receipt signature",
+            "receiptSignature",
+            f"receipt signed by {signer}, but the contract's operator is {chain.operator}",
         )
-        if provider_signer != self.provider:
-            raise VerificationError(
-                f"provider signature is by {provider_signer}, want the provider {self.provider}"
-            )
-        if self.inclusion is None:
-            raise VerificationError(
-                "the file has no inclusion proof: the entry was not anchored when it was written"
-            )
-        inc = self.inclusion
-        root = root_from_inclusion_proof(
-            sha256_hasher, self.receipt.log_index, inc.tree_size, self.leaf_hash(), inc.proof
+    passed.append(f"receipt for log index {r.log_index} signed by the operator {signer}")
+    try:
+        provider_signer = recover_signer(domain.record_digest(r.record_digest), rf.provider_signature)
+    except VerificationError as exc:
+        raise fail("provider signature", "providerSignature", str(exc)) from None
+    if provider_signer != rf.provider:
+        raise fail(
+            "provider signature",
+            "providerSignature",
+            f"signed by {provider_signer}, want the provider {rf.provider}",
         )
-        if root != inc.root:
-            raise VerificationError(
-                f"inclusion proof leads to root {root.hex()}, want the file's {inc.root.hex()}"
-            )
-        return signer, root
+    passed.append(f"provider {rf.provider} signed recordDigest 0x{r.record_digest.hex()}")
+    inc = rf.inclusion
+    if inc is None:
+        raise fail("inclusion proof", "inclusion", "none: the entry was not anchored when the file was made")
+    try:
+        root = root_from_inclusion_proof(sha256_hasher, r.log_index, inc.tree_size, rf.leaf_hash(), inc.proof)
+    except VerificationError as exc:
+        raise fail("inclusion proof", "inclusion.proof", str(exc)) from None
+    if root != inc.root:
+        raise fail(
+            "inclusion proof",
+            "inclusion.proof",
+            f"inclusion proof leads to root {root.hex()}, want the file's {inc.root.hex()}",
+        )
+    passed.append(f"inclusion proof leads to root 0x{root.hex()} (tree size {inc.tree_size})")
+    cp = chain.checkpoint
+    if cp is None:
+        raise fail(
+            "checkpoint",
+            "inclusion.checkpointId",
+            f"checkpoint {inc.checkpoint_id} is not on chain (it has {chain.checkpoint_count})",
+        )
+    if (cp.size, cp.root) != (inc.tree_size, root):
+        raise fail(
+            "checkpoint",
+            "inclusion.root",
+            f"checkpoint {cp.id} on chain is size {cp.size} root 0x{cp.root.hex()}, "
+            f"the proof gives size {inc.tree_size} root 0x{root.hex()}",
+        )
+    if chain.contract_verifies is not True:
+        raise fail("checkpoint", "inclusion.proof", f"the contract's verifyInclusion rejects it ({cp.id})")
+    passed.append(f"checkpoint {cp.id} on chain holds that root; the contract verifies the inclusion")
+    first = chain.first_covering
+    if first is None:
+        raise fail("merge delay", "receipt.logIndex", "no checkpoint on chain covers the entry")
+    deadline = r.timestamp + r.max_merge_delay
+    if first.timestamp > deadline:
+        raise fail(
+            "merge delay",
+            "receipt.timestamp",
+            f"entry first anchored in checkpoint {first.id} at {first.timestamp}, after the promised "
+            f"{deadline} (receipt time {r.timestamp} + maximum merge delay {r.max_merge_delay}): "
+            "evidence against the log",
+        )
+    passed.append(f"first anchored in checkpoint {first.id} at {first.timestamp}, within the merge delay")
+    return passed
+
+
+def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
+    """Asks the chain the file names everything `verify_receipt` compares (network only, no checks)."""
+    from anchor.anchoring.chain import AuditContract
+
+    chain = AuditContract.connect(rpc_url, rf.contract)
+    count = chain.checkpoint_count()
+    inc = rf.inclusion
+    checkpoint = verifies = None
+    if inc is not None and 1 <= inc.checkpoint_id <= count:
+        c = chain.checkpoint(inc.checkpoint_id)
+        checkpoint = ChainCheckpoint(c.id, c.size, c.root, c.timestamp)
+        if rf.receipt.log_index < c.size and len(inc.proof) <= 64:
+            verifies = chain.verify_inclusion(c.id, rf.receipt.log_index, rf.leaf_hash(), list(inc.proof))
+    found = chain.first_covering(rf.receipt.log_index) if count else None
+    first = None if found is None else ChainCheckpoint(found.id, found.size, found.root, found.timestamp)
+    return ChainView(
+        chain_id=chain.chain_id,
+        operator=chain.operator_address(),
+        checkpoint_count=count,
+        checkpoint=checkpoint,
+        contract_verifies=verifies,
+        first_covering=first,
+    )
 
 
 def _object(obj: Any, field: str) -> dict[str, Any]:
