@@ -35,7 +35,9 @@ class NotFoundError(InputError):
 
 def find(session: Session, ref: str) -> RecordRow:
     """A record by log index (decimal) or recordDigest (0x + 64 hex)."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # "²" is a digit to str.isdigit, not to int
+        if int(ref) >= 2**63:
+            raise NotFoundError("record", f"no record {ref} in this log (log indexes are below 2^63)")
         stmt = select(RecordRow).where(RecordRow.log_index == int(ref))
     elif _DIGEST.fullmatch(ref):
         stmt = select(RecordRow).where(RecordRow.record_digest == bytes.fromhex(ref[2:]))

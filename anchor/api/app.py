@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
@@ -53,6 +54,13 @@ STATUS = {
     ConflictError: 409,
 }
 MAX_BODY = 64 << 20
+INT64_MAX = 2**63 - 1
+# Every integer a route takes fits the database's BIGINT: a larger one is a 422, never an overflow (500).
+Uint = Annotated[int, Query(ge=0, le=INT64_MAX)]
+
+
+def _uint(description: str) -> Any:
+    return Query(ge=0, le=INT64_MAX, description=description)
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -87,6 +95,12 @@ def create_app(config: AppConfig) -> FastAPI:
     async def _input_error(_: Request, exc: InputError) -> JSONResponse:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 422)
         return JSONResponse({"error": {"field": exc.field, "reason": exc.reason}}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None  # ("query", "size") -> "size"
+        return JSONResponse({"error": {"field": field, "reason": first.get("msg")}}, status_code=422)
 
     @app.exception_handler(Error)
     async def _error(_: Request, exc: Error) -> JSONResponse:
@@ -159,10 +173,10 @@ def create_app(config: AppConfig) -> FastAPI:
     def get_records(
         provider: str | None = None,
         model: Annotated[str | None, Query(description="model name or fingerprint")] = None,
-        since: Annotated[int | None, Query(description="logged at or after (Unix seconds)")] = None,
-        until: Annotated[int | None, Query(description="logged before (Unix seconds)")] = None,
+        since: Annotated[int | None, _uint("logged at or after (Unix seconds)")] = None,
+        until: Annotated[int | None, _uint("logged before (Unix seconds)")] = None,
         status: Annotated[str | None, Query(description="pending, anchored, disputed, fraud, honest")] = None,
-        after: Annotated[int | None, Query(description="the `next` of the previous page")] = None,
+        after: Annotated[int | None, _uint("the `next` of the previous page")] = None,
         limit: int = 100,
     ) -> dict[str, Any]:
         with sessions() as s:
@@ -234,7 +248,7 @@ def create_app(config: AppConfig) -> FastAPI:
     @app.get(
         "/v1/log/inclusion", tags=["log"], summary="Inclusion proof of leaf `index` in the tree of `size`."
     )
-    def get_inclusion(index: int, size: int) -> dict[str, Any]:
+    def get_inclusion(index: Uint, size: Uint) -> dict[str, Any]:
         with sessions() as s:
             log = LogStore(s)
             proof = log.inclusion_proof(index, size)
@@ -248,7 +262,7 @@ def create_app(config: AppConfig) -> FastAPI:
     @app.get(
         "/v1/log/consistency", tags=["log"], summary="Consistency proof between tree sizes size1 <= size2."
     )
-    def get_consistency(size1: int, size2: int) -> dict[str, Any]:
+    def get_consistency(size1: Uint, size2: Uint) -> dict[str, Any]:
         with sessions() as s:
             return {
                 "size1": size1,

@@ -474,3 +474,23 @@ def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
     ]:
         r = client.get(path)
         assert (r.status_code, r.json()["error"]["field"]) == (status, field), path
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "field"),
+    [
+        ("/v1/records/%C2%B2", 422, "record"),  # a Unicode digit: not a log index
+        ("/v1/records/99999999999999999999999", 404, "record"),
+        ("/v1/records/99999999999999999999999/receipt", 404, "record"),
+        ("/v1/log/inclusion?index=0&size=99999999999999999999", 422, "size"),
+        ("/v1/log/inclusion?index=-1&size=1", 422, "index"),
+        ("/v1/log/inclusion?index=x&size=1", 422, "index"),
+        ("/v1/log/consistency?size1=1&size2=99999999999999999999", 422, "size2"),
+        ("/v1/records?since=99999999999999999999999", 422, "since"),
+        ("/v1/records?until=-5", 422, "until"),
+        ("/v1/records?after=99999999999999999999999", 422, "after"),
+    ],
+)
+def test_out_of_range_integers_are_4xx_naming_the_field(client, path: str, status: int, field: str) -> None:
+    r = client.get(path)
+    assert (r.status_code, r.json()["error"]["field"]) == (status, field), r.text
