@@ -159,7 +159,9 @@ class Settings:
             anchor_confirmations=_number(env, "TOPLOC_AUDIT_ANCHOR_CONFIRMATIONS", 3, int, 1),
             anchor_crash_at=env.get("TOPLOC_AUDIT_ANCHOR_CRASH_AT") or None,
             api_host=env.get("TOPLOC_AUDIT_API_HOST", "127.0.0.1"),
-            api_port=_number(env, "TOPLOC_AUDIT_API_PORT", 8470, int, 0),
+            api_port=_at_most(
+                "TOPLOC_AUDIT_API_PORT", _number(env, "TOPLOC_AUDIT_API_PORT", 8470, int, 1), 65535
+            ),
             test_postgres_url=env.get(
                 "TOPLOC_AUDIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
             ),

@@ -41,10 +41,15 @@ from anchor.transparency.tiles import parse_tile_path
 
 
 class BadBodyError(InputError):
-    """The body is not JSON or too large (HTTP 400)."""
+    """The body is not JSON (HTTP 400)."""
+
+
+class BodyTooLargeError(BadBodyError):
+    """The body is over MAX_BODY (HTTP 413); refused before it is read whole."""
 
 
 STATUS = {
+    BodyTooLargeError: 413,
     BadBodyError: 400,
     ApiKeyError: 401,
     NotRegisteredError: 403,
@@ -108,10 +113,20 @@ def create_app(config: AppConfig) -> FastAPI:
         return JSONResponse({"error": {"field": None, "reason": str(exc)}}, status_code=status)
 
     async def _body(request: Request) -> bytes:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise BadBodyError("body", f"{len(body)} bytes exceed the limit of {MAX_BODY}")
-        return body
+        """The request body, refused on its Content-Length or, without one, as soon as the bytes read
+        pass the limit: an oversized body is never held in memory."""
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isascii() or not declared.isdigit()):
+            raise BadBodyError("content-length", f"{declared[:40]!r} is not a byte count")
+        if declared is not None and int(declared) > MAX_BODY:
+            raise BodyTooLargeError("body", f"{declared} bytes exceed the limit of {MAX_BODY}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BodyTooLargeError("body", f"more than the limit of {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _json(body: bytes) -> Any:
         try:

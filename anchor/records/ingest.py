@@ -24,6 +24,7 @@ read cannot take the write lock after another writer committed; it fails at once
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -302,7 +303,7 @@ class Recorder:
                     f"{_p(sub)}record.provider",
                     f"{sub.record.provider} is not a registered provider of this log",
                 )
-            if p.api_key_hash is not None and p.api_key_hash != key_hash:
+            if p.api_key_hash is not None and not hmac.compare_digest(p.api_key_hash, key_hash or b""):
                 raise ApiKeyError(
                     "authorization",
                     f"provider {p.address} requires its API key (Authorization: Bearer <key>)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import random
 from typing import Any
 
@@ -494,3 +495,37 @@ def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
 def test_out_of_range_integers_are_4xx_naming_the_field(client, path: str, status: int, field: str) -> None:
     r = client.get(path)
     assert (r.status_code, r.json()["error"]["field"]) == (status, field), r.text
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anchor.api.app as api
+
+    monkeypatch.setattr(api, "MAX_BODY", 10_000)
+    body = json.dumps({"entries": [entry(make_record(f"big-{i}")) for i in range(20)]}).encode()
+    assert len(body) > 10_000
+    declared = client.post("/v1/records:batch", content=body, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and declared.json()["error"]["field"] == "body"
+
+    def chunks():  # no Content-Length: counted while streamed
+        for i in range(0, len(body), 4096):
+            yield body[i : i + 4096]
+
+    headers = {"content-type": "application/json"}
+    streamed = client.post("/v1/records:batch", content=chunks(), headers=headers)
+    assert streamed.status_code == 413 and "more than the limit" in streamed.json()["error"]["reason"]
+    assert _log_size(client) == 0
+
+
+def test_serve_refuses_a_port_out_of_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from anchor.errors import InputError
+    from anchor.settings import Settings
+    from toploc_audit.commands.serve import serve
+
+    result = CliRunner().invoke(serve, ["--port", "99999"])
+    assert result.exit_code == 2 and "99999 is not in the range 1<=x<=65535" in result.output
+    monkeypatch.setenv("TOPLOC_AUDIT_API_PORT", "70000")
+    with pytest.raises(InputError) as e:
+        Settings.from_env()
+    assert e.value.field == "TOPLOC_AUDIT_API_PORT"

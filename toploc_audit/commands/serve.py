@@ -9,7 +9,12 @@ from anchor.settings import Settings
 
 @click.command()
 @click.option("--host", default=None, help="Listen address (default TOPLOC_AUDIT_API_HOST or 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default TOPLOC_AUDIT_API_PORT or 8470).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port, 1-65535 (default TOPLOC_AUDIT_API_PORT or 8470).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
