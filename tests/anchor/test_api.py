@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
 import random
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -529,3 +532,32 @@ def test_serve_refuses_a_port_out_of_range(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(InputError) as e:
         Settings.from_env()
     assert e.value.field == "TOPLOC_AUDIT_API_PORT"
+
+
+def test_the_checkpoint_verifies_with_openssl_from_the_published_key(client, tmp_path) -> None:
+    """Another implementation (the openssl binary, not pycryptodome) checks the served note with the
+    key as /v1/log publishes it, the vkey decoded by hand."""
+    openssl = shutil.which("openssl")
+    assert openssl is not None, "openssl is not installed"
+    assert client.post("/v1/records", json=entry(make_record("ossl"))).status_code == 201
+    with transaction(session_factory(client.app.state.engine)) as s:
+        checkpoints.create(s, now=1)
+    name, key_id, material = client.get("/v1/log").json()["checkpointKey"].split("+", 2)
+    raw = base64.b64decode(material)
+    assert raw[0] == 1 and hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4].hex() == key_id
+    note = client.get("/checkpoint").text
+    text, block = note.rsplit("\n\n", 1)
+    blob = base64.b64decode(block.removeprefix(f"— {name} ").strip())
+    assert blob[:4].hex() == key_id
+    (tmp_path / "pub.der").write_bytes(bytes.fromhex("302a300506032b6570032100") + raw[1:])  # SPKI Ed25519
+    (tmp_path / "sig").write_bytes(blob[4:])
+
+    def openssl_verifies(message: bytes) -> bool:
+        (tmp_path / "msg").write_bytes(message)
+        args = ["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", str(tmp_path / "pub.der")]
+        files = ["-rawin", "-in", str(tmp_path / "msg"), "-sigfile", str(tmp_path / "sig")]
+        return subprocess.run([openssl, *args, *files], capture_output=True).returncode == 0
+
+    assert openssl_verifies((text + "\n").encode())
+    assert text.split("\n")[1] == "1"
+    assert not openssl_verifies((text.replace("\n1\n", "\n2\n") + "\n").encode())
