@@ -36,8 +36,8 @@ class NotFoundError(InputError):
 def find(session: Session, ref: str) -> RecordRow:
     """A record by log index (decimal) or recordDigest (0x + 64 hex)."""
     if ref.isascii() and ref.isdigit():  # "²" is a digit to str.isdigit, not to int
-        if int(ref) >= 2**63:
-            raise NotFoundError("record", f"no record {ref} in this log (log indexes are below 2^63)")
+        if len(ref) > 19 or int(ref) >= 2**63:  # (len first: no int() of thousands of digits)
+            raise NotFoundError("record", f"no record {ref[:40]} in this log (log indexes are below 2^63)")
         stmt = select(RecordRow).where(RecordRow.log_index == int(ref))
     elif _DIGEST.fullmatch(ref):
         stmt = select(RecordRow).where(RecordRow.record_digest == bytes.fromhex(ref[2:]))

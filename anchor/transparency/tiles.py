@@ -19,6 +19,7 @@ TILE_WIDTH = 256
 TILE_HEIGHT = 8
 MAX_LEVEL = 63
 MAX_ENTRY = 0xFFFF
+MAX_GROUPS = 8  # index elements at most (indexes below 10^24, past 2^64): longer paths refused unparsed
 
 _ELEMENT = re.compile(r"[0-9]{3}")
 _WIDTH = re.compile(r"[1-9][0-9]{0,2}")
@@ -59,7 +60,7 @@ class TileRef:
 def parse_tile_path(path: str) -> TileRef:
     """The tile a path names, refusing every non-canonical spelling (so each tile has one URL)."""
     parts = path.split("/")
-    if len(parts) < 3 or parts[0] != "tile":
+    if not 3 <= len(parts) <= 4 + MAX_GROUPS or parts[0] != "tile":
         raise InputError("path", "expected tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")
     where, rest = parts[1], parts[2:]
     width = TILE_WIDTH
@@ -77,7 +78,8 @@ def parse_tile_path(path: str) -> TileRef:
     index = int("".join([p[1:] for p in prefixed] + [last]))
     if where == "entries":
         return TileRef(None, index, width)
-    if not where.isascii() or not where.isdigit() or str(int(where)) != where or int(where) > MAX_LEVEL:
+    canonical = where.isascii() and where.isdigit() and len(where) <= 2 and str(int(where)) == where
+    if not canonical or int(where) > MAX_LEVEL:
         raise InputError("level", f"a decimal 0..{MAX_LEVEL} without leading zeros: {where!r}")
     return TileRef(int(where), index, width)
 

@@ -486,6 +486,8 @@ def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
         ("/v1/records/%C2%B2", 422, "record"),  # a Unicode digit: not a log index
         ("/v1/records/99999999999999999999999", 404, "record"),
         ("/v1/records/99999999999999999999999/receipt", 404, "record"),
+        ("/v1/records/" + "9" * 5000, 404, "record"),  # past int()'s 4300-digit limit: no ValueError
+        ("/v1/log/inclusion?index=0&size=" + "9" * 5000, 422, "size"),
         ("/v1/log/inclusion?index=0&size=99999999999999999999", 422, "size"),
         ("/v1/log/inclusion?index=-1&size=1", 422, "index"),
         ("/v1/log/inclusion?index=x&size=1", 422, "index"),

@@ -135,6 +135,8 @@ def test_tile_paths_follow_the_spec_example_and_have_one_spelling() -> None:
         ("tile/0/067.p/256", "width"),
         ("tile/0/067.p/08", "width"),
         ("tiles/0/067", "path"),
+        ("tile/" + "9" * 5000 + "/000", "level"),  # no int() of 5000 digits (a ValueError, a 500)
+        ("tile/0/" + "x001/" * 1500 + "000", "path"),
     ]:
         with pytest.raises(InputError) as e:
             parse_tile_path(bad)
