@@ -46,7 +46,7 @@ lint: $(STAMP_PY)
 # Two workers, whole files each (session fixtures such as a generated corpus are built once per file).
 TEST_WORKERS ?= 2
 test: setup lint $(STAMP_SLITHER)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 demo: setup
 	$(BIN)/toploc-audit demo
