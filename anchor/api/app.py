@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from anchor.api import schemas
 from anchor.api.config import AppConfig
@@ -234,6 +235,22 @@ def create_app(config: AppConfig) -> FastAPI:
                 "origin": note_signer.name,
                 "checkpointKey": note_signer.verifier.encode(),
             }
+
+    @app.get("/healthz", tags=["health"], summary="The process answers (liveness).")
+    def get_healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz", tags=["health"], summary="The database answers with the log (readiness); 503 otherwise."
+    )
+    def get_readyz() -> JSONResponse:
+        try:
+            with sessions() as s:
+                size = LogStore(s).size()
+        except SQLAlchemyError as exc:
+            reason = f"the database does not answer: {type(exc).__name__}"
+            return JSONResponse({"error": {"field": "database", "reason": reason}}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "ok", "size": size})
 
     @app.get(
         "/checkpoint",

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
+from fastapi.testclient import TestClient
 
+from anchor.api import AppConfig, create_app
 from anchor.db import session_factory, transaction
+from anchor.db.migrate import upgrade
 from anchor.leaf import leaf_hash
 from anchor.log import checkpoints
 from anchor.merkle import reference as ref
@@ -563,3 +566,23 @@ def test_the_checkpoint_verifies_with_openssl_from_the_published_key(client, tmp
     assert openssl_verifies((text + "\n").encode())
     assert text.split("\n")[1] == "1"
     assert not openssl_verifies((text.replace("\n1\n", "\n2\n") + "\n").encode())
+
+
+def test_health_and_readiness(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok" and ready.json()["size"] == 0
+
+
+def test_readiness_is_a_503_naming_the_database_when_it_is_gone(tmp_path) -> None:
+    db = tmp_path / "gone.sqlite3"
+    upgrade(f"sqlite:///{db}")
+    app = create_app(AppConfig(f"sqlite:///{db}", DOMAIN, LOG_KEY, MAX_MERGE_DELAY))
+    with TestClient(app) as c:
+        assert c.get("/readyz").status_code == 200
+        app.state.engine.dispose()
+        db.unlink()  # the next connection opens an empty file: no log table
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["field"] == "database", r.text
+        assert c.get("/healthz").status_code == 200
+    app.state.engine.dispose()
