@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_keys import keys
 from eth_utils import is_hex_address, to_checksum_address
@@ -25,6 +25,9 @@ from anchor.errors import InputError, VerificationError
 from anchor.leaf import leaf_hash
 from anchor.merkle import root_from_inclusion_proof, sha256_hasher
 from anchor.records.eip712 import Domain, recover_signer, sign_digest
+
+if TYPE_CHECKING:  # the chain reader (web3) is imported only where the chain is fetched
+    from anchor.anchoring.chain import OnChainCheckpoint
 
 FILE_FORMAT = "toploc-audit-receipt/1"
 
@@ -154,25 +157,17 @@ class ReceiptFile:
 
 
 @dataclass(frozen=True)
-class ChainCheckpoint:
-    id: int
-    size: int
-    root: bytes
-    timestamp: int
-
-
-@dataclass(frozen=True)
 class ChainView:
     """What the chain says about one receipt file, fetched before anything is checked."""
 
     chain_id: int
     operator: str
     checkpoint_count: int
-    checkpoint: ChainCheckpoint | None
+    checkpoint: OnChainCheckpoint | None
     """The checkpoint the file's inclusion proof names, None when the chain does not have it."""
     contract_verifies: bool | None
     """The contract's own verifyInclusion of the file's proof; None when it could not be asked."""
-    first_covering: ChainCheckpoint | None
+    first_covering: OnChainCheckpoint | None
     """The first checkpoint on chain whose tree covers the entry."""
 
 
@@ -200,14 +195,17 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
     def fail(step: str, field: str, reason: str) -> ReceiptError:
         return ReceiptError(step, field, reason, passed)
 
+    def signer_of(step: str, field: str, digest: bytes, signature: bytes) -> str:
+        try:
+            return recover_signer(digest, signature)
+        except VerificationError as exc:
+            raise fail(step, field, str(exc)) from None
+
     r, domain = rf.receipt, rf.domain()
     if chain.chain_id != rf.chain_id:
         raise fail("chain", "chainId", f"the node is on chain {chain.chain_id}, the file names {rf.chain_id}")
     passed.append(f"chain {rf.chain_id}, contract {rf.contract}")
-    try:
-        signer = r.signer(rf.receipt_signature, domain)
-    except VerificationError as exc:
-        raise fail("receipt signature", "receiptSignature", str(exc)) from None
+    signer = signer_of("receipt signature", "receiptSignature", r.digest(domain), rf.receipt_signature)
     if signer != chain.operator:
         raise fail(
             "receipt signature",
@@ -215,10 +213,10 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
             f"receipt signed by {signer}, but the contract's operator is {chain.operator}",
         )
     passed.append(f"receipt for log index {r.log_index} signed by the operator {signer}")
-    try:
-        provider_signer = recover_signer(domain.record_digest(r.record_digest), rf.provider_signature)
-    except VerificationError as exc:
-        raise fail("provider signature", "providerSignature", str(exc)) from None
+    provider_digest = domain.record_digest(r.record_digest)
+    provider_signer = signer_of(
+        "provider signature", "providerSignature", provider_digest, rf.provider_signature
+    )
     if provider_signer != rf.provider:
         raise fail(
             "provider signature",
@@ -282,12 +280,12 @@ def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
     inc = rf.inclusion
     checkpoint = verifies = None
     if inc is not None and 1 <= inc.checkpoint_id <= count:
-        c = chain.checkpoint(inc.checkpoint_id)
-        checkpoint = ChainCheckpoint(c.id, c.size, c.root, c.timestamp)
-        if rf.receipt.log_index < c.size and len(inc.proof) <= 64:
-            verifies = chain.verify_inclusion(c.id, rf.receipt.log_index, rf.leaf_hash(), list(inc.proof))
-    found = chain.first_covering(rf.receipt.log_index) if count else None
-    first = None if found is None else ChainCheckpoint(found.id, found.size, found.root, found.timestamp)
+        checkpoint = chain.checkpoint(inc.checkpoint_id)
+        if rf.receipt.log_index < checkpoint.size and len(inc.proof) <= 64:
+            verifies = chain.verify_inclusion(
+                checkpoint.id, rf.receipt.log_index, rf.leaf_hash(), list(inc.proof)
+            )
+    first = chain.first_covering(rf.receipt.log_index) if count else None
     return ChainView(
         chain_id=chain.chain_id,
         operator=chain.operator_address(),

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from Crypto.Signature import eddsa
 
@@ -85,7 +86,7 @@ class NoteSigner:
         if len(self.seed) != 32:
             raise InputError("seed", f"an Ed25519 seed is 32 bytes, not {len(self.seed)}")
 
-    @property
+    @cached_property  # the public key, derived once (a frozen dataclass keeps it in __dict__)
     def verifier(self) -> VerifierKey:
         public = eddsa.import_private_key(self.seed).public_key().export_key(format="raw")
         return VerifierKey(self.name, public)

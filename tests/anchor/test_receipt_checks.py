@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
+from anchor.anchoring import OnChainCheckpoint
 from anchor.leaf import leaf_hash
 from anchor.merkle import reference, sha256_hasher
 from anchor.receipts import (
-    ChainCheckpoint,
     ChainView,
     Inclusion,
     Receipt,
@@ -50,7 +50,7 @@ def _file_and_view() -> tuple[ReceiptFile, ChainView]:
         provider_signature=sign_digest(PROVIDER_KEY, DOMAIN.record_digest(digest)),
         inclusion=Inclusion(1, 5, root, tuple(reference.inclusion_proof(sha256_hasher, 2, leaves))),
     )
-    cp = ChainCheckpoint(1, 5, root, TIME + 10)
+    cp = OnChainCheckpoint(1, 5, root, TIME + 10)
     return rf, ChainView(CHAIN_ID, OPERATOR, 1, cp, True, cp)
 
 
