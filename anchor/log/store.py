@@ -95,6 +95,11 @@ class LogStore:
             raise VerificationError(f"the log is missing node {n} (row {node_row(n)})")
         return found
 
+    def present(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        """The stored hashes of those of `ids` the tree has (one query): nodes not complete yet, or
+        beyond the log, are absent."""
+        return self._fetch(set(ids))
+
     def _fetch(self, wanted: set[NodeId]) -> dict[NodeId, bytes]:
         """The stored hashes of the `wanted` nodes that exist: one primary-key lookup of their rows."""
         if not wanted:

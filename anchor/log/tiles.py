@@ -19,15 +19,16 @@ class TileNotFound(InputError):
 
 
 def read_tile(session: Session, tile: TileRef) -> bytes:
-    """The bytes of `tile`: 32-byte hashes, or an entry bundle; TileNotFound beyond the tree."""
-    store = LogStore(session)
-    size = store.size()
-    if tile_extent(size, tile) < tile.width:
-        raise TileNotFound("tile", f"{tile.path()} is not in the tree of size {size}")
+    """The bytes of `tile`: 32-byte hashes, or an entry bundle; TileNotFound beyond the tree.
+
+    One query: whether the tree has the tile is whether its last hash (or entry) is stored, since a
+    node is stored once its subtree is complete and entries commit with the log's size."""
     first = tile.index * TILE_WIDTH
     if tile.level is not None:
         ids = [NodeId(TILE_HEIGHT * tile.level, first + i) for i in range(tile.width)]
-        nodes = store.nodes(ids)
+        nodes = LogStore(session).present(ids)
+        if len(nodes) < len(ids):
+            raise _not_found(session, tile)
         return b"".join(nodes[i] for i in ids)
     stmt = (
         select(Record.log_index, Provider.address, Record.record_digest)
@@ -37,5 +38,12 @@ def read_tile(session: Session, tile: TileRef) -> bytes:
     )
     rows = session.execute(stmt).all()
     if [r.log_index for r in rows] != list(range(first, first + tile.width)):
-        raise VerificationError(f"the log is missing records of {tile.path()}")
+        raise _not_found(session, tile)
     return encode_bundle([leaf_input(r.address, r.record_digest) for r in rows])
+
+
+def _not_found(session: Session, tile: TileRef) -> Exception:
+    size = LogStore(session).size()
+    if tile_extent(size, tile) < tile.width:
+        return TileNotFound("tile", f"{tile.path()} is not in the tree of size {size}")
+    return VerificationError(f"the log is missing data of {tile.path()} (size {size})")
