@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_keys import keys
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import is_hex_address, keccak, to_checksum_address
 
 from anchor.errors import InputError, VerificationError
 from anchor.leaf import leaf_hash
@@ -29,7 +29,10 @@ from anchor.records.eip712 import Domain, recover_signer, sign_digest
 if TYPE_CHECKING:  # the chain reader (web3) is imported only where the chain is fetched
     from anchor.anchoring.chain import OnChainCheckpoint
 
-FILE_FORMAT = "toploc-audit-receipt/1"
+FILE_FORMAT = "toploc-audit-receipt/2"
+FORMATS = ("toploc-audit-receipt/1", FILE_FORMAT)
+"""Version 2 adds the proof bundle (entry, checkpoint note and key, anchor transaction); 1 still loads."""
+ANCHOR_SELECTOR = keccak(text="anchor(uint64,bytes32,bytes32[])")[:4]
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,27 @@ class Inclusion:
 
 
 @dataclass(frozen=True)
+class AnchorTx:
+    """The transaction that anchored the inclusion proof's checkpoint, as the operator signed it."""
+
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+    raw: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "txHash": "0x" + self.tx_hash.hex(),
+            "blockNumber": self.block_number,
+            "blockHash": "0x" + self.block_hash.hex(),
+            "rawTransaction": "0x" + self.raw.hex(),
+        }
+
+
+@dataclass(frozen=True)
 class ReceiptFile:
-    """Everything `verify-receipt` needs, with the chain as the only other input."""
+    """Everything `verify-receipt` needs: with the chain as the only other input, or (a proof bundle:
+    the entry, the checkpoint note and the anchor transaction) with none at all."""
 
     chain_id: int
     contract: str
@@ -97,6 +119,13 @@ class ReceiptFile:
     receipt_signature: bytes
     provider_signature: bytes
     inclusion: Inclusion | None
+    record: dict[str, Any] | None = None
+    """The entry: the record's JSON (its RFC 8785 bytes hash to the receipt's recordDigest)."""
+    checkpoint_note: str | None = None
+    """The inclusion proof's checkpoint as the log's C2SP signed note."""
+    checkpoint_key: str | None = None
+    """The note's verifier key (vkey format), as the log publishes it."""
+    anchor: AnchorTx | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +137,10 @@ class ReceiptFile:
             "receiptSignature": "0x" + self.receipt_signature.hex(),
             "providerSignature": "0x" + self.provider_signature.hex(),
             "inclusion": None if self.inclusion is None else self.inclusion.to_json(),
+            "record": self.record,
+            "checkpointNote": self.checkpoint_note,
+            "checkpointKey": self.checkpoint_key,
+            "anchor": None if self.anchor is None else self.anchor.to_json(),
         }
 
     def dumps(self) -> str:
@@ -120,8 +153,8 @@ class ReceiptFile:
         except json.JSONDecodeError as exc:
             raise InputError("receipt file", f"not JSON: {exc}") from None
         o = _object(obj, "file")
-        if o.get("format") != FILE_FORMAT:
-            raise InputError("format", f"is {o.get('format')!r}, want {FILE_FORMAT!r}")
+        if o.get("format") not in FORMATS:
+            raise InputError("format", f"is {o.get('format')!r}, want one of {', '.join(FORMATS)}")
         inclusion = None
         if o.get("inclusion") is not None:
             i = _object(o["inclusion"], "inclusion")
@@ -147,6 +180,10 @@ class ReceiptFile:
             receipt_signature=_hex(o.get("receiptSignature"), "receiptSignature", 65),
             provider_signature=_hex(o.get("providerSignature"), "providerSignature", 65),
             inclusion=inclusion,
+            record=None if o.get("record") is None else _object(o["record"], "record"),
+            checkpoint_note=_optional_str(o.get("checkpointNote"), "checkpointNote"),
+            checkpoint_key=_optional_str(o.get("checkpointKey"), "checkpointKey"),
+            anchor=None if o.get("anchor") is None else _anchor_tx(o["anchor"]),
         )
 
     def domain(self) -> Domain:
@@ -169,6 +206,8 @@ class ChainView:
     """The contract's own verifyInclusion of the file's proof; None when it could not be asked."""
     first_covering: OnChainCheckpoint | None
     """The first checkpoint on chain whose tree covers the entry."""
+    anchor_block: tuple[int, bytes] | None = None
+    """(block number, block hash) of the file's anchor transaction's successful receipt, if mined."""
 
 
 class ReceiptError(VerificationError):
@@ -180,6 +219,116 @@ class ReceiptError(VerificationError):
         self.step, self.field, self.reason, self.passed = step, field, reason, tuple(passed)
 
 
+@dataclass(frozen=True)
+class Pins:
+    """What an offline check trusts from outside the file (the deployment file the log publishes);
+    None: the file's own word, which proves only that its parts agree with each other."""
+
+    operator: str | None = None
+    checkpoint_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AnchorCall:
+    """What a signed anchor transaction says, decoded without a node."""
+
+    chain_id: int
+    to: str
+    sender: str
+    size: int
+    root: bytes
+
+
+def decode_anchor_tx(raw: bytes) -> AnchorCall:
+    """Decode an EIP-1559 anchor(uint64,bytes32,bytes32[]) transaction and recover its sender;
+    VerificationError if it is anything else."""
+    import rlp
+    from eth_abi import decode
+    from eth_account import Account
+
+    if raw[:1] != b"\x02":
+        raise VerificationError("not an EIP-1559 (type 2) transaction")
+    try:
+        fields = rlp.decode(raw[1:])
+        chain_id, to, data = int.from_bytes(fields[0], "big"), bytes(fields[5]), bytes(fields[7])
+        if len(to) != 20 or data[:4] != ANCHOR_SELECTOR:
+            raise VerificationError("not a call of anchor(uint64,bytes32,bytes32[])")
+        size, root, _ = decode(["uint64", "bytes32", "bytes32[]"], data[4:])
+        sender = Account.recover_transaction(raw)
+    except VerificationError:
+        raise
+    except Exception as exc:  # rlp, eth_abi and eth_account each raise their own kinds
+        raise VerificationError(f"undecodable transaction: {type(exc).__name__}: {exc}") from None
+    return AnchorCall(chain_id, to_checksum_address(to), to_checksum_address(sender), int(size), bytes(root))
+
+
+class _Steps:
+    """The steps passed so far, and the error of the one that failed (it carries them)."""
+
+    def __init__(self) -> None:
+        self.passed: list[str] = []
+
+    def ok(self, line: str) -> None:
+        self.passed.append(line)
+
+    def fail(self, step: str, field: str, reason: str) -> ReceiptError:
+        return ReceiptError(step, field, reason, self.passed)
+
+    def signer(self, step: str, field: str, digest: bytes, signature: bytes) -> str:
+        try:
+            return recover_signer(digest, signature)
+        except VerificationError as exc:
+            raise self.fail(step, field, str(exc)) from None
+
+
+def _signatures(rf: ReceiptFile, operator: str | None, steps: _Steps) -> str:
+    """The receipt's signer (checked against `operator` when known) and the provider's signature."""
+    r, domain = rf.receipt, rf.domain()
+    signer = steps.signer("receipt signature", "receiptSignature", r.digest(domain), rf.receipt_signature)
+    if operator is not None and signer != operator:
+        raise steps.fail(
+            "receipt signature",
+            "receiptSignature",
+            f"receipt signed by {signer}, but the contract's operator is {operator}",
+        )
+    whose = "the operator" if operator is not None else "(the file's word: unpinned)"
+    steps.ok(f"receipt for log index {r.log_index} signed by {whose} {signer}")
+    provider_digest = domain.record_digest(r.record_digest)
+    provider_signer = steps.signer(
+        "provider signature", "providerSignature", provider_digest, rf.provider_signature
+    )
+    if provider_signer != rf.provider:
+        raise steps.fail(
+            "provider signature",
+            "providerSignature",
+            f"signed by {provider_signer}, want the provider {rf.provider}",
+        )
+    steps.ok(f"provider {rf.provider} signed recordDigest 0x{r.record_digest.hex()}")
+    return signer
+
+
+def _inclusion_root(rf: ReceiptFile, steps: _Steps) -> tuple[Inclusion, bytes]:
+    inc = rf.inclusion
+    if inc is None:
+        raise steps.fail(
+            "inclusion proof", "inclusion", "none: the entry was not anchored when the file was made"
+        )
+    try:
+        root = root_from_inclusion_proof(
+            sha256_hasher, rf.receipt.log_index, inc.tree_size, rf.leaf_hash(), inc.proof
+        )
+    except VerificationError as exc:
+        raise steps.fail("inclusion proof", "inclusion.proof", str(exc)) from None
+    if root != inc.root:
+        raise steps.fail(
+            "inclusion proof",
+            "inclusion.proof",
+            f"inclusion proof leads to root {root.hex()}, want the file's {inc.root.hex()}",
+        )
+    steps.ok(f"inclusion proof leads to root 0x{root.hex()} (tree size {inc.tree_size})")
+    return inc, root
+
+
 def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
     """Checks a receipt file against what the chain says, in order; returns one line per passed step.
 
@@ -188,87 +337,153 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
     3. provider signature: the provider signed the recordDigest in that domain;
     4. inclusion proof: it leads from leaf(provider, recordDigest) to the file's root;
     5. checkpoint: the chain holds that (size, root) under the id named, and its contract verifies;
-    6. merge delay: the entry was first anchored within the receipt's maximum merge delay.
+    6. anchor transaction (a proof bundle): mined, successful, in the block the file names;
+    7. merge delay: the entry was first anchored within the receipt's maximum merge delay.
     """
-    passed: list[str] = []
-
-    def fail(step: str, field: str, reason: str) -> ReceiptError:
-        return ReceiptError(step, field, reason, passed)
-
-    def signer_of(step: str, field: str, digest: bytes, signature: bytes) -> str:
-        try:
-            return recover_signer(digest, signature)
-        except VerificationError as exc:
-            raise fail(step, field, str(exc)) from None
-
-    r, domain = rf.receipt, rf.domain()
+    steps = _Steps()
+    r = rf.receipt
     if chain.chain_id != rf.chain_id:
-        raise fail("chain", "chainId", f"the node is on chain {chain.chain_id}, the file names {rf.chain_id}")
-    passed.append(f"chain {rf.chain_id}, contract {rf.contract}")
-    signer = signer_of("receipt signature", "receiptSignature", r.digest(domain), rf.receipt_signature)
-    if signer != chain.operator:
-        raise fail(
-            "receipt signature",
-            "receiptSignature",
-            f"receipt signed by {signer}, but the contract's operator is {chain.operator}",
+        raise steps.fail(
+            "chain", "chainId", f"the node is on chain {chain.chain_id}, the file names {rf.chain_id}"
         )
-    passed.append(f"receipt for log index {r.log_index} signed by the operator {signer}")
-    provider_digest = domain.record_digest(r.record_digest)
-    provider_signer = signer_of(
-        "provider signature", "providerSignature", provider_digest, rf.provider_signature
-    )
-    if provider_signer != rf.provider:
-        raise fail(
-            "provider signature",
-            "providerSignature",
-            f"signed by {provider_signer}, want the provider {rf.provider}",
-        )
-    passed.append(f"provider {rf.provider} signed recordDigest 0x{r.record_digest.hex()}")
-    inc = rf.inclusion
-    if inc is None:
-        raise fail("inclusion proof", "inclusion", "none: the entry was not anchored when the file was made")
-    try:
-        root = root_from_inclusion_proof(sha256_hasher, r.log_index, inc.tree_size, rf.leaf_hash(), inc.proof)
-    except VerificationError as exc:
-        raise fail("inclusion proof", "inclusion.proof", str(exc)) from None
-    if root != inc.root:
-        raise fail(
-            "inclusion proof",
-            "inclusion.proof",
-            f"inclusion proof leads to root {root.hex()}, want the file's {inc.root.hex()}",
-        )
-    passed.append(f"inclusion proof leads to root 0x{root.hex()} (tree size {inc.tree_size})")
+    steps.ok(f"chain {rf.chain_id}, contract {rf.contract}")
+    _signatures(rf, chain.operator, steps)
+    inc, root = _inclusion_root(rf, steps)
     cp = chain.checkpoint
     if cp is None:
-        raise fail(
+        raise steps.fail(
             "checkpoint",
             "inclusion.checkpointId",
             f"checkpoint {inc.checkpoint_id} is not on chain (it has {chain.checkpoint_count})",
         )
     if (cp.size, cp.root) != (inc.tree_size, root):
-        raise fail(
+        raise steps.fail(
             "checkpoint",
             "inclusion.root",
             f"checkpoint {cp.id} on chain is size {cp.size} root 0x{cp.root.hex()}, "
             f"the proof gives size {inc.tree_size} root 0x{root.hex()}",
         )
     if chain.contract_verifies is not True:
-        raise fail("checkpoint", "inclusion.proof", f"the contract's verifyInclusion rejects it ({cp.id})")
-    passed.append(f"checkpoint {cp.id} on chain holds that root; the contract verifies the inclusion")
+        raise steps.fail(
+            "checkpoint", "inclusion.proof", f"the contract's verifyInclusion rejects it ({cp.id})"
+        )
+    steps.ok(f"checkpoint {cp.id} on chain holds that root; the contract verifies the inclusion")
+    if rf.anchor is not None:
+        mined = chain.anchor_block
+        if mined is None:
+            raise steps.fail(
+                "anchor transaction",
+                "anchor.txHash",
+                f"0x{rf.anchor.tx_hash.hex()} is not mined on this chain",
+            )
+        if mined != (rf.anchor.block_number, rf.anchor.block_hash):
+            raise steps.fail(
+                "anchor transaction",
+                "anchor.blockHash",
+                f"mined in block {mined[0]} (0x{mined[1].hex()}), the file names block "
+                f"{rf.anchor.block_number} (0x{rf.anchor.block_hash.hex()})",
+            )
+        steps.ok(f"anchor transaction 0x{rf.anchor.tx_hash.hex()} mined in block {mined[0]}")
     first = chain.first_covering
     if first is None:
-        raise fail("merge delay", "receipt.logIndex", "no checkpoint on chain covers the entry")
+        raise steps.fail("merge delay", "receipt.logIndex", "no checkpoint on chain covers the entry")
     deadline = r.timestamp + r.max_merge_delay
     if first.timestamp > deadline:
-        raise fail(
+        raise steps.fail(
             "merge delay",
             "receipt.timestamp",
             f"entry first anchored in checkpoint {first.id} at {first.timestamp}, after the promised "
             f"{deadline} (receipt time {r.timestamp} + maximum merge delay {r.max_merge_delay}): "
             "evidence against the log",
         )
-    passed.append(f"first anchored in checkpoint {first.id} at {first.timestamp}, within the merge delay")
-    return passed
+    steps.ok(f"first anchored in checkpoint {first.id} at {first.timestamp}, within the merge delay")
+    return steps.passed
+
+
+def check_entry(rf: ReceiptFile, steps: _Steps | None = None) -> list[str]:
+    """The bundle's entry: a valid record whose RFC 8785 bytes hash to the receipt's recordDigest, of the
+    file's provider (ReceiptError at step "entry" otherwise)."""
+    from anchor.records.record import Record
+
+    steps = steps or _Steps()
+    r = rf.receipt
+    if rf.record is None:
+        raise steps.fail("entry", "record", "none: not a proof bundle (`toploc-audit receipt -o` writes one)")
+    try:
+        record = Record.from_json(rf.record, "record")
+    except InputError as exc:
+        raise steps.fail("entry", exc.field, exc.reason) from None
+    if record.digest() != r.record_digest:
+        raise steps.fail(
+            "entry",
+            "record",
+            f"hashes to 0x{record.digest().hex()}, the receipt's recordDigest is 0x{r.record_digest.hex()}",
+        )
+    if to_checksum_address(record.provider) != rf.provider:
+        raise steps.fail(
+            "entry", "record.provider", f"is {record.provider}, the file's provider {rf.provider}"
+        )
+    steps.ok(f"entry: the record hashes to recordDigest 0x{r.record_digest.hex()}")
+    return steps.passed
+
+
+def verify_offline(rf: ReceiptFile, pins: Pins = Pins()) -> list[str]:
+    """Checks a proof bundle with no service at all, in order; returns one line per passed step.
+
+    1. entry: the record is valid and its RFC 8785 bytes hash to the receipt's recordDigest;
+    2. receipt and provider signatures (the receipt's against the pinned operator, when pinned);
+    3. inclusion proof: from leaf(provider, recordDigest) to the file's root;
+    4. checkpoint note: signed by the log's note key (pinned, or the file's), for this log's origin,
+       with the proof's (size, root);
+    5. anchor transaction: its hash, chain, contract and anchor(size, root) call, signed by the
+       operator (pinned, else the receipt's signer).
+    What needs the chain (the transaction mined, the merge delay) is `verify_receipt`'s.
+    """
+    from anchor.transparency.checkpoint import log_origin, open_checkpoint
+    from anchor.transparency.note import VerifierKey
+
+    steps = _Steps()
+    check_entry(rf, steps)
+    signer = _signatures(rf, pins.operator, steps)
+    inc, root = _inclusion_root(rf, steps)
+    if rf.checkpoint_note is None:
+        raise steps.fail("checkpoint note", "checkpointNote", "none in the file")
+    key_text = pins.checkpoint_key or rf.checkpoint_key
+    if key_text is None:
+        raise steps.fail("checkpoint note", "checkpointKey", "no verifier key, pinned or in the file")
+    origin = log_origin(rf.chain_id, rf.contract)
+    try:
+        note = open_checkpoint(rf.checkpoint_note, VerifierKey.parse(key_text), origin)
+    except (InputError, VerificationError) as exc:
+        raise steps.fail("checkpoint note", "checkpointNote", str(exc)) from None
+    if (note.size, note.root) != (inc.tree_size, root):
+        raise steps.fail(
+            "checkpoint note",
+            "checkpointNote",
+            f"the note is size {note.size} root 0x{note.root.hex()}, the proof gives size {inc.tree_size}",
+        )
+    whose = "the pinned" if pins.checkpoint_key else "the file's (unpinned)"
+    steps.ok(f"checkpoint note for {origin}, size {note.size}, signed by {whose} key")
+    a = rf.anchor
+    if a is None:
+        raise steps.fail("anchor transaction", "anchor", "none in the file")
+    if keccak(a.raw) != a.tx_hash:
+        raise steps.fail("anchor transaction", "anchor.txHash", "is not the hash of anchor.rawTransaction")
+    try:
+        call = decode_anchor_tx(a.raw)
+    except VerificationError as exc:
+        raise steps.fail("anchor transaction", "anchor.rawTransaction", str(exc)) from None
+    operator = pins.operator or signer
+    for field, got, want in (
+        ("anchor.rawTransaction", call.chain_id, rf.chain_id),
+        ("anchor.rawTransaction", call.to, rf.contract),
+        ("anchor.rawTransaction", (call.size, call.root), (inc.tree_size, root)),
+        ("anchor.rawTransaction", call.sender, operator),
+    ):
+        if got != want:
+            raise steps.fail("anchor transaction", field, f"says {got!r}, want {want!r}")
+    steps.ok(f"anchor transaction 0x{a.tx_hash.hex()} by {operator} anchors (size {call.size}, that root)")
+    return steps.passed
 
 
 def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
@@ -286,6 +501,11 @@ def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
                 checkpoint.id, rf.receipt.log_index, rf.leaf_hash(), list(inc.proof)
             )
     first = chain.first_covering(rf.receipt.log_index) if count else None
+    anchor_block = None
+    if rf.anchor is not None:
+        mined = chain.receipt(rf.anchor.tx_hash)
+        if mined is not None and mined["status"] == 1:
+            anchor_block = (int(mined["blockNumber"]), bytes(mined["blockHash"]))
     return ChainView(
         chain_id=chain.chain_id,
         operator=chain.operator_address(),
@@ -293,6 +513,7 @@ def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
         checkpoint=checkpoint,
         contract_verifies=verifies,
         first_covering=first,
+        anchor_block=anchor_block,
     )
 
 
@@ -300,6 +521,29 @@ def _object(obj: Any, field: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InputError(field, "must be an object")
     return obj
+
+
+def _optional_str(value: Any, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InputError(field, "must be a string")
+    return value
+
+
+def _anchor_tx(obj: Any) -> AnchorTx:
+    o = _object(obj, "anchor")
+    raw = o.get("rawTransaction")
+    if not isinstance(raw, str) or not raw.startswith("0x") or len(raw) > 2 + 2 * 65536:
+        raise InputError("anchor.rawTransaction", "must be a 0x-prefixed hex string of at most 64 KiB")
+    try:
+        raw_bytes = bytes.fromhex(raw[2:])
+    except ValueError:
+        raise InputError("anchor.rawTransaction", "is not hex") from None
+    return AnchorTx(
+        tx_hash=_hex(o.get("txHash"), "anchor.txHash", 32),
+        block_number=_uint64(o.get("blockNumber"), "anchor.blockNumber"),
+        block_hash=_hex(o.get("blockHash"), "anchor.blockHash", 32),
+        raw=raw_bytes,
+    )
 
 
 def _uint64(value: Any, field: str) -> int:

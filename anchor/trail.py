@@ -18,10 +18,12 @@ from anchor.errors import InputError
 from anchor.leaf import leaf_hash
 from anchor.log import checkpoints
 from anchor.log.store import LogStore
-from anchor.receipts import Inclusion, ReceiptFile
+from anchor.receipts import AnchorTx, Inclusion, ReceiptFile
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import receipt_of
 from anchor.records.record import Record
+from anchor.transparency.checkpoint import Checkpoint as NoteCheckpoint
+from anchor.transparency.note import NoteSigner
 
 STATUSES = ("pending", "anchored", "disputed", "fraud", "honest")
 OUTCOMES = {0: "open", 1: "fraud", 2: "honest", 3: "no quorum"}
@@ -78,11 +80,15 @@ def summary(row: RecordRow) -> dict[str, Any]:
     }
 
 
-def anchor_of(session: Session, cp: Checkpoint) -> dict[str, Any]:
-    """Where a checkpoint landed: chain, contract, transaction, block."""
-    a = session.scalars(
+def _confirmed_anchor(session: Session, cp: Checkpoint) -> Anchor | None:
+    return session.scalars(
         select(Anchor).where(Anchor.checkpoint_id == cp.id, Anchor.status == "confirmed").limit(1)
     ).first()
+
+
+def anchor_of(session: Session, cp: Checkpoint) -> dict[str, Any]:
+    """Where a checkpoint landed: chain, contract, transaction, block."""
+    a = _confirmed_anchor(session, cp)
     return {
         "checkpointId": cp.chain_checkpoint_id,
         "treeSize": cp.size,
@@ -173,9 +179,18 @@ def _dispute(session: Session, d: Dispute) -> dict[str, Any]:
     }
 
 
-def receipt_file(session: Session, row: RecordRow, domain: Domain) -> ReceiptFile:
-    """The file `verify-receipt` checks (inclusion is None until a checkpoint covering it is anchored)."""
+def receipt_file(session: Session, row: RecordRow, domain: Domain, note_signer: NoteSigner) -> ReceiptFile:
+    """The proof bundle `verify-receipt` checks: the receipt and the entry, and once a checkpoint covering
+    it is anchored, the inclusion proof, that checkpoint as the log's signed note and its anchor
+    transaction (checkable with no service at all; the chain confirms the rest)."""
     inc = inclusion(session, row)
+    note = tx = None
+    if inc is not None:
+        cp = inc[1]
+        note = NoteCheckpoint(note_signer.name, cp.size, cp.root).sign(note_signer)
+        a = _confirmed_anchor(session, cp)
+        if a is not None and a.block_number is not None and a.block_hash is not None:
+            tx = AnchorTx(bytes(a.tx_hash), a.block_number, bytes(a.block_hash), bytes(a.raw_tx))
     return ReceiptFile(
         chain_id=domain.chain_id,
         contract=domain.contract,
@@ -184,6 +199,10 @@ def receipt_file(session: Session, row: RecordRow, domain: Domain) -> ReceiptFil
         receipt_signature=row.receipt_signature,
         provider_signature=row.signature,
         inclusion=None if inc is None else inc[0],
+        record=Record.from_canonical(row.canonical).to_json(),
+        checkpoint_note=note,
+        checkpoint_key=note_signer.verifier.encode(),
+        anchor=tx,
     )
 
 

@@ -2,7 +2,8 @@
 checked before anything is sent.
 
 `plan_dispute`, step by step (each failure is an InputError naming what is wrong; nothing is sent):
-1. find the record (log index or 0x recordDigest);
+1. find the record (log index or 0x recordDigest) in the database (or, `plan_entry_dispute`, take an
+   entry checked from a recorder's answer: anchor.remote_checks);
 2. it must be anchored: the checkpoint that first covers it, read from its CheckpointAnchored event and
    checked against the hash the contract stores;
 3. the inclusion proof from the stored log, checked here against that checkpoint's root;
@@ -14,6 +15,7 @@ checked before anything is sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -24,6 +26,7 @@ from anchor.errors import InputError
 from anchor.leaf import leaf_hash
 from anchor.log.store import LogStore
 from anchor.merkle import ProofError, sha256_hasher, verify_inclusion
+from anchor.remote_checks import Entry
 from anchor.trail import find
 
 
@@ -55,12 +58,9 @@ class Filed:
 def plan_dispute(
     session: Session, client: ToplocAuditClient, record: str, bond: int | None = None
 ) -> DisputePlan:
-    """Build and check openDispute's arguments for `record` (see the module docstring)."""
-    # 1. the record
+    """Build and check openDispute's arguments for `record`, from the database (see the module
+    docstring)."""
     row = find(session, record)
-    provider = row.provider.address
-
-    # 2. the first checkpoint covering it
     if row.checkpoint_id is None:
         raise InputError(
             "record", f"entry {row.log_index} is not anchored yet: no checkpoint covers it on chain"
@@ -68,22 +68,51 @@ def plan_dispute(
     cp_row = session.get(CheckpointRow, row.checkpoint_id)
     if cp_row is None or cp_row.chain_checkpoint_id is None:
         raise InputError("record", f"entry {row.log_index}'s checkpoint is not anchored on chain")
-    checkpoint = client.checkpoint(cp_row.chain_checkpoint_id)
-    if not checkpoint.covers(row.log_index):
+    entry = Entry(
+        row.log_index,
+        row.provider.address,
+        bytes(row.record_digest),
+        bytes(row.canonical),
+        bytes(row.signature),
+        cp_row.chain_checkpoint_id,
+    )
+    store = LogStore(session)
+    return plan_entry_dispute(entry, client, lambda size: store.inclusion_proof(row.log_index, size), bond)
+
+
+def plan_entry_dispute(
+    entry: Entry,
+    client: ToplocAuditClient,
+    proof_at: Callable[[int], Sequence[bytes]],
+    bond: int | None = None,
+) -> DisputePlan:
+    """Steps 2-5 for an entry from any source (the database, or a recorder's checked answer);
+    `proof_at(size)` gives its inclusion proof in the tree of `size` leaves, checked here."""
+    # 2. the first checkpoint covering it: the source's word, or the chain's when it has none
+    if entry.checkpoint_id is not None:
+        checkpoint = client.checkpoint(entry.checkpoint_id)
+    else:
+        covering = client.checkpoint_covering(entry.log_index)
+        if covering is None:
+            raise InputError(
+                "record", f"entry {entry.log_index} is not anchored yet: no checkpoint covers it on chain"
+            )
+        checkpoint = covering
+    if not checkpoint.covers(entry.log_index):
         raise InputError(
             "record",
             f"checkpoint {checkpoint.id} covers entries [{checkpoint.previous_size}, {checkpoint.size}), "
-            f"not {row.log_index}: the database and the chain disagree",
+            f"not {entry.log_index}: the log and the chain disagree",
         )
 
     # 3. the inclusion proof, checked before the contract sees it
-    proof = LogStore(session).inclusion_proof(row.log_index, checkpoint.size)
+    proof = list(proof_at(checkpoint.size))
     try:
         verify_inclusion(
             sha256_hasher,
-            row.log_index,
+            entry.log_index,
             checkpoint.size,
-            leaf_hash(provider, row.record_digest),
+            leaf_hash(entry.provider, entry.record_digest),
             proof,
             checkpoint.root,
         )
@@ -99,18 +128,18 @@ def plan_dispute(
     if now > window_ends:
         raise InputError(
             "record",
-            f"the dispute window of entry {row.log_index} closed at chain time {window_ends} "
+            f"the dispute window of entry {entry.log_index} closed at chain time {window_ends} "
             f"(checkpoint {checkpoint.id} at {checkpoint.timestamp} + {parameters.disputeWindow} s); "
             f"it is {now}",
         )
-    previous = client.dispute_of_leaf(row.log_index)
+    previous = client.dispute_of_leaf(entry.log_index)
     if previous:
         outcome = client.dispute(previous).outcome
         if outcome == Outcome.OPEN:
-            raise InputError("record", f"entry {row.log_index} is already disputed (dispute {previous})")
+            raise InputError("record", f"entry {entry.log_index} is already disputed (dispute {previous})")
         if outcome != Outcome.NO_QUORUM:
             raise InputError(
-                "record", f"entry {row.log_index} was decided by dispute {previous}: {outcome.name.lower()}"
+                "record", f"entry {entry.log_index} was decided by dispute {previous}: {outcome.name.lower()}"
             )
 
     # 5. the bond
@@ -119,12 +148,12 @@ def plan_dispute(
     elif bond != parameters.bond:
         raise InputError("bond", f"must be exactly the contract's bond, {parameters.bond} wei; got {bond}")
     return DisputePlan(
-        leaf_index=row.log_index,
+        leaf_index=entry.log_index,
         checkpoint=checkpoint,
-        provider=provider,
-        record_digest=bytes(row.record_digest),
-        record=bytes(row.canonical),
-        provider_signature=bytes(row.signature),
+        provider=entry.provider,
+        record_digest=entry.record_digest,
+        record=entry.record,
+        provider_signature=entry.provider_signature,
         proof=tuple(proof),
         bond=bond,
         window_ends=window_ends,

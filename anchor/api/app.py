@@ -37,7 +37,6 @@ from anchor.records.ingest import ApiKeyError, ConflictError, NotRegisteredError
 from anchor.settings import Settings
 from anchor.trail import NotFoundError, detail, find, list_records, receipt_file
 from anchor.transparency.checkpoint import Checkpoint as NoteCheckpoint
-from anchor.transparency.checkpoint import log_note_signer, log_origin
 from anchor.transparency.tiles import parse_tile_path
 
 
@@ -87,9 +86,7 @@ def create_app(config: AppConfig) -> FastAPI:
         stake_problem=config.stake_problem,
     )
     singles = GroupCommit(recorder)  # concurrent single POSTs share transactions
-    note_signer = log_note_signer(
-        log_origin(config.domain.chain_id, config.domain.contract), config.log_key.to_bytes()
-    )
+    note_signer = config.note_signer
     app = FastAPI(
         title="toploc-audit recorder",
         version="1",
@@ -211,12 +208,13 @@ def create_app(config: AppConfig) -> FastAPI:
     @app.get(
         "/v1/records/{ref}/receipt",
         tags=["read"],
-        summary="The receipt file `toploc-audit verify-receipt` checks against the chain.",
+        summary="A record's proof bundle (receipt, entry, inclusion proof, checkpoint note, anchor tx): "
+        "what `toploc-audit verify-receipt` checks, offline and against the chain.",
         responses={404: schemas.ERROR},
     )
     def get_receipt(ref: str) -> dict[str, Any]:
         with sessions() as s:
-            return receipt_file(s, find(s, ref), config.domain).to_json()
+            return receipt_file(s, find(s, ref), config.domain, note_signer).to_json()
 
     @app.get("/v1/log", tags=["log"], summary="The log's size and root, and its latest checkpoints.")
     def get_log() -> dict[str, Any]:

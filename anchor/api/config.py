@@ -13,6 +13,12 @@ from anchor.errors import InputError
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import RecordPolicy
 from anchor.settings import Settings
+from anchor.transparency.checkpoint import log_note_signer, log_origin
+from anchor.transparency.note import NoteSigner
+
+
+def note_signer_of(domain: Domain, log_key: keys.PrivateKey) -> NoteSigner:
+    return log_note_signer(log_origin(domain.chain_id, domain.contract), log_key.to_bytes())
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,11 @@ class AppConfig:
     policy: RecordPolicy = field(default_factory=RecordPolicy)
     stake_problem: Callable[[str], str | None] | None = None
     """Why a provider may not log now (its stake on chain), or None; unset, stakes are not checked."""
+
+    @property
+    def note_signer(self) -> NoteSigner:
+        """The key the log's checkpoints are signed with as C2SP notes (derived from the log key)."""
+        return note_signer_of(self.domain, self.log_key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppConfig:

@@ -41,6 +41,9 @@ class Deployment:
     deployer: str
     parameters: Parameters
     code_hash: str
+    checkpoint_key: str | None = None
+    """The verifier key (C2SP vkey) of the log's checkpoint notes, derived from the log key; None when
+    the deployer did not hold that key (then /v1/log's checkpointKey is the only source)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class Deployment:
             "deployer": self.deployer,
             "parameters": self.parameters.to_json(),
             "codeHash": self.code_hash,
+            "checkpointKey": self.checkpoint_key,
         }
 
     @classmethod
@@ -82,6 +86,7 @@ class Deployment:
             deployer=to_checksum_address(data["deployer"]),
             parameters=Parameters.from_json(data["parameters"]),
             code_hash=_field(data, "codeHash", str),
+            checkpoint_key=_checkpoint_key(data.get("checkpointKey")),
         )
 
     def save(self, path: Path) -> None:
@@ -138,9 +143,15 @@ def deploy_contract(w3: Web3, deployer: LocalAccount, artifact: Artifact, args: 
 
 
 def deploy_toploc_audit(
-    w3: Web3, deployer: LocalAccount, operator: str, parameters: Parameters, rpc_url: str
+    w3: Web3,
+    deployer: LocalAccount,
+    operator: str,
+    parameters: Parameters,
+    rpc_url: str,
+    log_key: bytes | None = None,
 ) -> Deployment:
     """Deploys ToplocAudit with `operator` as the log operator; returns the Deployment (not saved).
+    With the operator's `log_key`, the deployment also publishes the log's checkpoint-note key.
 
     Requires a funded `deployer`; raises InputError for a bad operator address.
     """
@@ -163,4 +174,24 @@ def deploy_toploc_audit(
         deployer=deployer.address,
         parameters=parameters,
         code_hash="0x" + keccak(code).hex(),
+        checkpoint_key=None
+        if log_key is None
+        else _note_key(w3.eth.chain_id, sent.contract_address, log_key),
     )
+
+
+def _note_key(chain_id: int, contract: str, log_key: bytes) -> str:
+    from anchor.transparency.checkpoint import log_note_signer, log_origin
+
+    return log_note_signer(log_origin(chain_id, to_checksum_address(contract)), log_key).verifier.encode()
+
+
+def _checkpoint_key(value: Any) -> str | None:
+    from anchor.transparency.note import VerifierKey
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError("checkpointKey", "must be a C2SP verifier key (name+hash+key)")
+    VerifierKey.parse(value)  # raises InputError naming what is wrong
+    return value

@@ -144,6 +144,8 @@ def deploy_dev(
     w3: Web3, settings: Settings, rpc_url: str, operator: str, parameters: Parameters
 ) -> Deployment:
     """Deploys from Anvil dev account 0 and saves the deployment file."""
-    deployment = deploy_toploc_audit(w3, dev_account(DEPLOYER_INDEX), operator, parameters, rpc_url)
+    account = log_key_account(settings)
+    log_key = account.key if account is not None and account.address == operator else None
+    deployment = deploy_toploc_audit(w3, dev_account(DEPLOYER_INDEX), operator, parameters, rpc_url, log_key)
     deployment.save(settings.deployment_file)
     return deployment

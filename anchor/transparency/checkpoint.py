@@ -1,6 +1,6 @@
 """C2SP tlog-checkpoint (c2sp.org/tlog-checkpoint): the body a log signs as a signed note.
 
-    <origin>\\n<tree size, decimal>\\n<base64 root hash>\\n[<extension line>\\n ...]
+<origin>\\n<tree size, decimal>\\n<base64 root hash>\\n[<extension line>\\n ...]
 """
 
 from __future__ import annotations

@@ -93,7 +93,9 @@ def chain_env(database_url: str, home: Path) -> Iterator[ChainEnv]:
     node = start_anvil()
     try:
         w3 = node.web3()
-        deployment = deploy_toploc_audit(w3, dev_account(0), OPERATOR.address, Parameters(), node.url)
+        deployment = deploy_toploc_audit(
+            w3, dev_account(0), OPERATOR.address, Parameters(), node.url, OPERATOR.key
+        )
         deployment.save(home / "deployment.json")
         seed_registry(database_url)
         engine = make_engine(database_url)

@@ -172,14 +172,15 @@ def deploy(
         deployer = Account.from_key(bytes.fromhex(key_file.read_text().strip().removeprefix("0x")))
     except ValueError:
         raise InputError("key-file", f"{key_file} does not hold a 32-byte hex private key") from None
+    account = log_key_account(settings)
     if operator is None:
-        account = log_key_account(settings)
         if account is None:
             raise InputError("operator", "not given, and no log key (TOPLOC_AUDIT_LOG_KEY or <home>/log.key)")
         operator = account.address
+    log_key = account.key if account is not None and account.address.lower() == operator.lower() else None
     w3 = connect(rpc_url)
     with Console(stderr=True).status(f"deploying ToplocAudit from {deployer.address}..."):
-        deployment = deploy_toploc_audit(w3, deployer, operator, parameters, rpc_url)
+        deployment = deploy_toploc_audit(w3, deployer, operator, parameters, rpc_url, log_key)
     deployment.save(settings.deployment_file)
     click.echo(f"deployed ToplocAudit at {deployment.address} on chain {deployment.chain_id}")
     click.echo(f"block {deployment.deployment_block}, transaction {deployment.transaction_hash}")

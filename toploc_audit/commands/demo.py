@@ -230,7 +230,7 @@ class _Run:
                 unbondingPeriod=12_000,
             )
             deployment = deploy_toploc_audit(
-                w3, self.deployer, self.operator.address, parameters, self.node.url
+                w3, self.deployer, self.operator.address, parameters, self.node.url, self.operator.key
             )
             deployment.save(settings.deployment_file)
             settings.log_key_file.write_text(self.operator.key.hex())

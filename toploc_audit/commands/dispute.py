@@ -9,6 +9,7 @@ import click
 
 from anchor.errors import InputError
 from anchor.settings import Settings
+from toploc_audit.remote import recorder_option
 
 
 def _client(key_file: Path | None, need_key: bool = True) -> Any:
@@ -31,20 +32,43 @@ def dispute() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The challenger's hex private key [default: TOPLOC_AUDIT_CHALLENGER_KEY or <home>/challenger.key].",
 )
-def file_cmd(record: str, bond: str | None, key_file: Path | None) -> None:
-    """Dispute RECORD (log index or 0x recordDigest): build its inclusion proof from the database, check
-    the dispute window, and send openDispute with the bond from the challenger's key. Prints the dispute
-    id and the transaction; the committee is drawn from a later block (validators' workers send the draw,
-    or `toploc-audit dispute advance`)."""
+@recorder_option
+def file_cmd(record: str, bond: str | None, key_file: Path | None, recorder_url: str | None) -> None:
+    """Dispute RECORD (log index or 0x recordDigest): build its inclusion proof from the database (or,
+    with --recorder, from the recorder's tiles, with the record checked against its digest and its
+    provider's signature), check it against the checkpoint on chain, check the dispute window, and send
+    openDispute with the bond from the challenger's key. Prints the dispute id and the transaction; the
+    committee is drawn from a later block (validators' workers send the draw, or `toploc-audit dispute
+    advance`).
+
+    \b
+    Examples:
+      toploc-audit dispute file 12
+      toploc-audit dispute file 12 --recorder http://127.0.0.1:8470 --key-file challenger.key
+    """
     from anchor.chain.parameters import parse_positive_amount
-    from anchor.db import open_database
-    from verifier.disputes import file_dispute, plan_dispute
+    from verifier.disputes import file_dispute, plan_dispute, plan_entry_dispute
 
     amount = None if bond is None else parse_positive_amount("bond", bond)
     client = _client(key_file)
-    sessions = open_database(Settings.from_env().database_url)
-    with sessions() as s:
-        plan = plan_dispute(s, client, record, amount)
+    if recorder_url is None:
+        from anchor.db import open_database
+
+        sessions = open_database(Settings.from_env().database_url)
+        with sessions() as s:
+            plan = plan_dispute(s, client, record, amount)
+    else:
+        from anchor.remote_checks import entry_from_trail
+        from anchor.transparency.tile_proofs import TileTree
+        from toploc_audit.remote import open_remote
+
+        remote = open_remote(recorder_url)
+        entry = entry_from_trail(remote.recorder.record(record), remote.domain, record)
+
+        def proof_at(size: int) -> list[bytes]:  # from immutable tiles; plan_entry_dispute checks it
+            return TileTree(size, remote.recorder.tile).inclusion_proof(entry.log_index)
+
+        plan = plan_entry_dispute(entry, client, proof_at, amount)
     filed = file_dispute(client, plan)
     click.echo(
         f"dispute {filed.dispute_id} opened against entry {plan.leaf_index} (provider {plan.provider})"

@@ -11,6 +11,7 @@ import click
 from anchor.db import open_database
 from anchor.settings import Settings
 from anchor.trail import detail, find
+from toploc_audit.remote import checked_trail, open_remote, recorder_option
 
 
 def _when(ts: int | None) -> str:
@@ -93,13 +94,35 @@ def timeline(d: dict[str, Any]) -> list[str]:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the full trail as JSON (same as GET /v1/records/ID)."
 )
-def trail(record: str, as_json: bool) -> None:
+@recorder_option
+@click.option(
+    "--rpc",
+    "rpc_url",
+    metavar="URL",
+    help="With --recorder: the chain to check against [default: the deployment's].",
+)
+def trail(record: str, as_json: bool, recorder_url: str | None, rpc_url: str | None) -> None:
     """Show RECORD's audit trail (RECORD: log index or 0x recordDigest): logged, anchored, disputes, votes,
-    outcome."""
-    sessions = open_database(Settings.from_env().database_url)
-    with sessions() as s:
-        d = detail(s, find(s, record))
+    outcome. From the database, or with --recorder from any recorder over HTTP, every part checked
+    against the chain first (the record's digest and signature, the receipt's signer, the inclusion
+    proof against the on-chain root, the disputes the chain has); a failed check exits 1 naming it.
+
+    \b
+    Examples:
+      toploc-audit trail 12
+      toploc-audit trail 0x3f...e1 --json
+      toploc-audit trail 12 --recorder http://127.0.0.1:8470 --rpc http://127.0.0.1:8545
+    """
+    passed: list[str] = []
+    if recorder_url is None:
+        sessions = open_database(Settings.from_env().database_url)
+        with sessions() as s:
+            d = detail(s, find(s, record))
+    else:
+        d, _, passed = checked_trail(open_remote(recorder_url, rpc_url), record)
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:
         click.echo("\n".join(timeline(d)))
+        for line in passed:
+            click.echo(f"ok  {line}")
