@@ -99,7 +99,8 @@ def _error(route: str, status: int, body: bytes) -> RecorderError:
     except ValueError:
         obj = None
     if isinstance(obj, dict):
-        inner = obj.get("error") if isinstance(obj.get("error"), dict) else obj
+        error = obj.get("error")
+        inner: dict[str, Any] = error if isinstance(error, dict) else obj
         reason = inner.get("reason") or inner.get("detail") or inner.get("title")
         field = inner.get("field")
         if isinstance(reason, str):

@@ -54,6 +54,9 @@ class ChainDispute:
     leaf_index: int
     challenger: str
     outcome: str
+    ballots: dict[str, str]
+    """validator -> "fraud", "honest", "abstained", "committed", ... as the chain has its ballot, for
+    the validators the recorder lists votes of."""
 
 
 def _bytes(d: dict[str, Any], field: str, size: int) -> bytes:
@@ -131,6 +134,28 @@ def receipt_file_of_trail(d: dict[str, Any], domain: Domain, entry: Entry) -> Re
         provider_signature=entry.provider_signature,
         inclusion=inclusion,
     )
+
+
+def check_first_checkpoint(d: dict[str, Any], first: Any) -> list[str]:
+    """The answer's firstCheckpoint (printed as when and where the entry was anchored) against the
+    first checkpoint on chain covering the entry (`first`: an OnChainCheckpoint, or None)."""
+    claimed = d.get("firstCheckpoint")
+    if first is None:
+        if claimed is not None:
+            raise RemoteCheckError("firstCheckpoint", "no checkpoint on chain covers the entry")
+        return []
+    if not isinstance(claimed, dict):
+        raise RemoteCheckError(
+            "firstCheckpoint", f"missing, but checkpoint {first.id} on chain covers the entry"
+        )
+    said = (claimed.get("checkpointId"), claimed.get("treeSize"), claimed.get("anchoredAt"))
+    if said != (first.id, first.size, first.timestamp):
+        raise RemoteCheckError(
+            "firstCheckpoint",
+            f"says checkpoint {said[0]} of size {said[1]} at {said[2]}; the chain's first covering the entry "
+            f"is {first.id} of size {first.size} at {first.timestamp}",
+        )
+    return [f"first anchored in checkpoint {first.id} (size {first.size}) as the chain has it"]
 
 
 def check_disputes(d: dict[str, Any], latest_on_chain: int, chain: dict[int, ChainDispute]) -> list[str]:

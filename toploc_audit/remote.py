@@ -61,9 +61,10 @@ def open_remote(url: str, rpc_url: str | None = None) -> Remote:
         w3 = connect(rpc)
         deployment.check_on_chain(w3)
         return Remote(recorder, ToplocAuditClient(w3, deployment.address), rpc)
-    rpc = rpc_url or settings.rpc_url
-    if rpc is None:
+    given = rpc_url or settings.rpc_url
+    if given is None:
         raise InputError("rpc", "no deployment file to pin the chain: give --rpc URL or TOPLOC_AUDIT_RPC_URL")
+    rpc = given
     log = recorder.log()
     contract = log.get("contract")
     if not isinstance(contract, str):
@@ -85,32 +86,47 @@ def checked_trail(remote: Remote, ref: str) -> tuple[dict[str, Any], Any, list[s
     """RECORD's trail from the recorder, every part checked against the chain: (the answer, its Entry,
     the checks passed). Raises the first failed check (RemoteCheckError or ReceiptError)."""
     from anchor.receipts import ReceiptError, fetch_chain_view, verify_receipt
-    from anchor.remote_checks import ChainDispute, check_disputes, entry_from_trail, receipt_file_of_trail
+    from anchor.remote_checks import (
+        ChainDispute,
+        check_disputes,
+        check_first_checkpoint,
+        entry_from_trail,
+        receipt_file_of_trail,
+    )
 
     d = remote.recorder.record(ref)
     domain = remote.domain
     entry = entry_from_trail(d, domain, ref)
     passed = [f"record {entry.log_index}: valid, hashes to its recordDigest, signed by its provider"]
     rf = receipt_file_of_trail(d, domain, entry)
+    view = fetch_chain_view(rf, remote.rpc_url)
     try:
-        passed += verify_receipt(rf, fetch_chain_view(rf, remote.rpc_url))
+        passed += verify_receipt(rf, view)
     except ReceiptError as exc:
         if (exc.step, exc.field) != ("inclusion proof", "inclusion"):
             raise
         passed += [*exc.passed, "not anchored yet: no inclusion proof to check"]
+    passed += check_first_checkpoint(d, view.first_covering)
     latest = remote.chain.dispute_of_leaf(entry.log_index)
-    ids = {
-        x["disputeId"]
-        for x in d.get("disputes", [])
-        if isinstance(x, dict) and type(x.get("disputeId")) is int
-    }
+    listed = [x for x in d.get("disputes", []) if isinstance(x, dict) and type(x.get("disputeId")) is int]
+    voters = {x["disputeId"]: _voters(x) for x in listed}
     chain = {}
-    for i in ids | ({latest} if latest else set()):
+    for i in set(voters) | ({latest} if latest else set()):
         if 1 <= i <= remote.chain.dispute_count():
             c = remote.chain.dispute(i)
-            chain[i] = ChainDispute(i, c.leaf_index, c.challenger, _outcome(int(c.outcome)))
+            ballots = {v: remote.chain.ballot_of(i, v).state.name.lower() for v in voters.get(i, [])}
+            chain[i] = ChainDispute(i, c.leaf_index, c.challenger, _outcome(int(c.outcome)), ballots)
     passed += check_disputes(d, latest, chain)
     return d, entry, passed
+
+
+def _voters(dispute: dict[str, Any]) -> list[str]:
+    from eth_utils import is_hex_address
+
+    votes = dispute.get("votes")
+    if not isinstance(votes, list):
+        return []
+    return [v["validator"] for v in votes if isinstance(v, dict) and is_hex_address(v.get("validator"))]
 
 
 def _outcome(value: int) -> str:

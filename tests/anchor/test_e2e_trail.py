@@ -86,7 +86,15 @@ def test_ingest_anchor_trail_and_verify_receipt(env: ChainEnv, tmp_path: Path) -
         root = root_from_inclusion_proof(sha256_hasher, 1, 3, rf.leaf_hash(), rf.inclusion.proof)
         d["inclusion"]["root"] = "0x" + root.hex()
 
-    assert "on chain is size 3 root" in tampered(fake_root)
+    assert "checkpoint note (checkpointNote): the note is size 3 root" in tampered(fake_root)  # the bundle
+
+    def fake_root_in_a_format_1_file(d: dict) -> None:  # no note to catch it: the chain does
+        fake_root(d)
+        for name in ("record", "checkpointNote", "checkpointKey", "anchor"):
+            del d[name]
+        d["format"] = "toploc-audit-receipt/1"
+
+    assert "on chain is size 3 root" in tampered(fake_root_in_a_format_1_file)
 
     def not_the_operator(d: dict) -> None:
         receipt = Receipt.from_json(d["receipt"])

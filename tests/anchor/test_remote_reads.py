@@ -97,9 +97,13 @@ def test_a_third_party_reads_checks_and_disputes_over_http(
     assert data["anchor"]["rawTransaction"].startswith("0x02")
 
     # No service at all: offline, then pinned to the deployment file, then against the chain.
-    offline = env.cli("verify-receipt", str(bundle), **NO_DB, TOPLOC_AUDIT_RPC_URL="http://127.0.0.1:1")
+    unpinned = {**NO_DB, "TOPLOC_AUDIT_DEPLOYMENT": str(tmp_path / "none.json")}
+    offline = env.cli("verify-receipt", str(bundle), **unpinned, TOPLOC_AUDIT_RPC_URL="http://127.0.0.1:1")
     assert offline.returncode == 0, offline.stderr
-    assert "receipt verified offline" in offline.stdout and "(the file's word: unpinned)" in offline.stdout
+    assert (
+        "receipt verified offline, UNPINNED" in offline.stdout
+        and "(the file's word: unpinned)" in offline.stdout
+    )
     deployment = str(env.home / "deployment.json")
     published = json.loads(Path(deployment).read_text())["checkpointKey"]
     assert published == httpx.get(url + "/v1/log").json()["checkpointKey"] == data["checkpointKey"]
@@ -145,6 +149,12 @@ def test_every_lie_of_the_recorders_database_is_caught(served: tuple[ChainEnv, s
             args,
             out.stderr,
         )
+
+    # An anchoring time the chain does not have (the trail prints it): caught against the chain.
+    _sql(env, "UPDATE checkpoints SET anchored_at = anchored_at - 7200")
+    out = remote("trail", "3")
+    assert out.returncode == 1 and "firstCheckpoint" in out.stderr, out.stderr
+    _sql(env, "UPDATE checkpoints SET anchored_at = anchored_at + 7200")
 
     # A changed tree node: proofs from the database and from tiles both miss the on-chain root.
     _sql(env, "UPDATE log_entries SET nodes = :n WHERE idx = 3", n=b"\x00" * 32)

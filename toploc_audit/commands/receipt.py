@@ -138,19 +138,38 @@ def verify_receipt(
         raise
     for line in passed:
         click.echo(f"ok  {line}")
-    if rpc_url is None:
+    if rpc_url is None and pins.operator is None:
+        click.echo(
+            "receipt verified offline, UNPINNED: its parts agree, but nothing ties its keys to the log "
+            "(pin them with --deployment FILE, or check against the chain with --rpc URL)"
+        )
+    elif rpc_url is None:
         click.echo("receipt verified offline (the chain confirms the anchor and the merge delay: --rpc URL)")
     else:
         click.echo("receipt verified")
 
 
 def _pins(rf: ReceiptFile, deployment: Path | None) -> Pins:
-    """The operator and checkpoint key a deployment file pins, for the file's own contract only."""
+    """The operator and checkpoint key a deployment file pins, for the file's own contract only:
+    --deployment's, else TOPLOC_AUDIT_DEPLOYMENT's when it is for the file's contract."""
     from anchor.errors import InputError
     from anchor.receipts import Pins
 
     if deployment is None:
-        return Pins()
+        default = Settings.from_env().deployment_file
+        if not default.is_file():
+            return Pins()
+        try:
+            data = json.loads(default.read_text())
+            same = (data.get("chainId"), str(data["addresses"]["ToplocAudit"]).lower()) == (
+                rf.chain_id,
+                rf.contract.lower(),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            same = False
+        if not same:
+            return Pins()
+        deployment = default
     try:
         data = json.loads(deployment.read_text())
     except json.JSONDecodeError as exc:
