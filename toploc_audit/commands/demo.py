@@ -475,9 +475,10 @@ class _Run:
         from sqlalchemy import select
 
         from anchor.db import open_database
+        from anchor.db.models import Slash
         from anchor.trail import detail, find
         from toploc_audit.commands.trail import timeline
-        from verifier.models import Slash, Validation
+        from verifier.models import Validation
 
         names = {a: n for n, a in self.accounts()}
         sessions = open_database(settings.database_url)
