@@ -63,6 +63,10 @@ class Settings:
     challenger_key: str | None = None
     """TOPLOC_AUDIT_CHALLENGER_KEY: hex key `dispute file` sends openDispute from. Default:
     <home>/challenger.key"""
+    chain_block_time: float = 2.0
+    """TOPLOC_AUDIT_CHAIN_BLOCK_TIME: seconds between the blocks `chain up`'s Anvil mines on its own
+    (it still mines every transaction at once), so confirmations arrive on an idle chain; 0 mines on
+    transactions only. Default 2"""
     recorder_url: str = ""
     """TOPLOC_AUDIT_RECORDER_URL: the recorder API `generate --record` posts to. Default
     http://<api_host>:<api_port>"""
@@ -268,6 +272,7 @@ def _verifier_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
         "validators": validators,
         "validator_key": env.get("TOPLOC_AUDIT_VALIDATOR_KEY") or None,
         "provider_key": env.get("TOPLOC_AUDIT_PROVIDER_KEY") or None,
+        "chain_block_time": _number(env, "TOPLOC_AUDIT_CHAIN_BLOCK_TIME", 2.0, float, 0),
         "challenger_key": env.get("TOPLOC_AUDIT_CHALLENGER_KEY") or None,
         "recorder_url": env.get("TOPLOC_AUDIT_RECORDER_URL") or api,
         "queue_prefix": env.get("TOPLOC_AUDIT_QUEUE_PREFIX", ""),

@@ -89,8 +89,9 @@ class ChainEnv:
         raise AssertionError(f"{args} did not finish within its deadline")
 
 
-def chain_env(database_url: str, home: Path) -> Iterator[ChainEnv]:
-    node = start_anvil()
+def chain_env(database_url: str, home: Path, block_time: float | None = None) -> Iterator[ChainEnv]:
+    """`block_time`: Anvil also mines on that schedule (as `chain up` runs it); None: on transactions only."""
+    node = start_anvil(block_time=block_time)
     try:
         w3 = node.web3()
         deployment = deploy_toploc_audit(w3, dev_account(0), OPERATOR.address, Parameters(), node.url)

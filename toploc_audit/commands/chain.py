@@ -38,10 +38,19 @@ def _parameters(overrides: tuple[str, ...]) -> Any:
     "--detach", is_flag=True, help="Leave Anvil running in the background; stop it with `chain down`."
 )
 @click.option("--fresh", is_flag=True, help="Discard the saved chain state and deploy anew.")
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0),
+    help="Seconds between blocks mined without transactions; 0: only on transactions "
+    "[default: TOPLOC_AUDIT_CHAIN_BLOCK_TIME or 2].",
+)
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
-def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None:
+def up(port: int, detach: bool, fresh: bool, block_time: float | None, overrides: tuple[str, ...]) -> None:
     """Start Anvil on 127.0.0.1 and deploy ToplocAudit (or reuse the deployment the saved chain
     still holds). The chain state lives in <home>/anvil/, so a restart keeps every block.
+
+    Anvil mines each transaction at once and, besides, a block every --block-time seconds, so the
+    anchor loop's confirmations (and draw delays) arrive on an idle chain.
 
     The deployer is Anvil dev account 0. The operator is the log key's address (TOPLOC_AUDIT_LOG_KEY
     or <home>/log.key); without one, dev account 1, whose well-known key is written to
@@ -67,8 +76,11 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
     if fresh:
         files.state.unlink(missing_ok=True)
     console = Console(stderr=True)
+    interval = settings.chain_block_time if block_time is None else block_time
     with console.status(f"starting Anvil on 127.0.0.1:{port}..."):
-        node = start_anvil(port=port, state_file=files.state, log_path=files.log, detach=detach)
+        node = start_anvil(
+            port=port, state_file=files.state, log_path=files.log, detach=detach, block_time=interval or None
+        )
     # In the foreground, SIGTERM stops as cleanly as Ctrl-C (Anvil writes its state). SIGINT gets the
     # handler too: a process started in the background by a shell inherits SIGINT ignored, and would
     # otherwise never stop on the Ctrl-C it is told to wait for.
@@ -95,6 +107,10 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
                 f"warning: the deployment's operator is {deployment.operator}, the log key's {operator}",
                 err=True,
             )
+        mining = (
+            f"a block every {interval:g} s and on each transaction" if interval else "on transactions only"
+        )
+        click.echo(f"Anvil mines {mining}")
         click.echo(
             f"chain {deployment.chain_id} at {node.url}; deployment written to {settings.deployment_file}"
         )
