@@ -1,7 +1,8 @@
 """Signed receipts (like a Certificate Transparency SCT) and the receipt file `verify-receipt` checks.
 
-A receipt is the log's promise, signed with the log key (the contract's operator key) as EIP-712 typed
-data in the deployment's domain:
+A receipt is the log's promise, signed with the receipt key (the contract's `receiptSigner`, a key apart
+from the operator's, which sends the anchor transactions) as EIP-712 typed data in the deployment's
+domain:
 
     Receipt(uint64 logIndex, bytes32 recordDigest, uint64 timestamp, uint64 maximumMergeDelay)
 
@@ -161,7 +162,8 @@ class ChainView:
     """What the chain says about one receipt file, fetched before anything is checked."""
 
     chain_id: int
-    operator: str
+    receipt_signer: str
+    """The contract's receiptSigner: the only address whose receipts are the log's."""
     checkpoint_count: int
     checkpoint: OnChainCheckpoint | None
     """The checkpoint the file's inclusion proof names, None when the chain does not have it."""
@@ -184,7 +186,7 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
     """Checks a receipt file against what the chain says, in order; returns one line per passed step.
 
     1. chain: the node is on the chain the file names (else every signature would seem wrong);
-    2. receipt signature: by the contract's operator, in the file's domain;
+    2. receipt signature: by the contract's receiptSigner, in the file's domain;
     3. provider signature: the provider signed the recordDigest in that domain;
     4. inclusion proof: it leads from leaf(provider, recordDigest) to the file's root;
     5. checkpoint: the chain holds that (size, root) under the id named, and its contract verifies;
@@ -206,13 +208,13 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
         raise fail("chain", "chainId", f"the node is on chain {chain.chain_id}, the file names {rf.chain_id}")
     passed.append(f"chain {rf.chain_id}, contract {rf.contract}")
     signer = signer_of("receipt signature", "receiptSignature", r.digest(domain), rf.receipt_signature)
-    if signer != chain.operator:
+    if signer != chain.receipt_signer:
         raise fail(
             "receipt signature",
             "receiptSignature",
-            f"receipt signed by {signer}, but the contract's operator is {chain.operator}",
+            f"receipt signed by {signer}, but the contract's receiptSigner is {chain.receipt_signer}",
         )
-    passed.append(f"receipt for log index {r.log_index} signed by the operator {signer}")
+    passed.append(f"receipt for log index {r.log_index} signed by the receipt signer {signer}")
     provider_digest = domain.record_digest(r.record_digest)
     provider_signer = signer_of(
         "provider signature", "providerSignature", provider_digest, rf.provider_signature
@@ -288,7 +290,7 @@ def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
     first = chain.first_covering(rf.receipt.log_index) if count else None
     return ChainView(
         chain_id=chain.chain_id,
-        operator=chain.operator_address(),
+        receipt_signer=chain.receipt_signer_address(),
         checkpoint_count=count,
         checkpoint=checkpoint,
         contract_verifies=verifies,

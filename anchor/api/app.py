@@ -81,14 +81,14 @@ def create_app(config: AppConfig) -> FastAPI:
     recorder = Recorder(
         sessions,
         config.domain,
-        config.log_key,
+        config.receipt_key,
         config.max_merge_delay,
         policy=config.policy,
         stake_problem=config.stake_problem,
     )
     singles = GroupCommit(recorder)  # concurrent single POSTs share transactions
     note_signer = log_note_signer(
-        log_origin(config.domain.chain_id, config.domain.contract), config.log_key.to_bytes()
+        log_origin(config.domain.chain_id, config.domain.contract), config.receipt_key.to_bytes()
     )
     app = FastAPI(
         title="toploc-audit recorder",

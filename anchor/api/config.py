@@ -1,15 +1,18 @@
-"""What the recorder needs to run: the database, the EIP-712 domain (chain id + contract) and the log key."""
+"""What the recorder needs to run: the database, the EIP-712 domain (chain id + contract) and the receipt
+key (never the log operator's transaction key: the recorder sends no transaction)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_keys import keys
 
 from anchor.errors import InputError
+from anchor.keyfiles import configured_key
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import RecordPolicy
 from anchor.settings import Settings
@@ -20,7 +23,8 @@ class AppConfig:
     database_url: str
     domain: Domain
     """Provider signatures and receipts are bound to this chain id and contract."""
-    log_key: keys.PrivateKey
+    receipt_key: keys.PrivateKey
+    """Signs receipts (the contract's receiptSigner) and seeds the checkpoint note key."""
     max_merge_delay: int
     policy: RecordPolicy = field(default_factory=RecordPolicy)
     stake_problem: Callable[[str], str | None] | None = None
@@ -31,7 +35,7 @@ class AppConfig:
         return cls(
             database_url=settings.database_url,
             domain=load_domain(settings),
-            log_key=load_log_key(settings),
+            receipt_key=load_receipt_key(settings),
             max_merge_delay=settings.max_merge_delay,
             policy=RecordPolicy(
                 settings.record_min_version,
@@ -75,17 +79,24 @@ def provider_stakes(settings: Settings) -> Any:
 
 
 def load_log_key(settings: Settings) -> keys.PrivateKey:
-    """The log key from TOPLOC_AUDIT_LOG_KEY, else from <home>/log.key."""
-    text = settings.log_key
-    source = "TOPLOC_AUDIT_LOG_KEY"
-    if text is None:
-        source = str(settings.log_key_file)
-        if not settings.log_key_file.is_file():
-            raise InputError("TOPLOC_AUDIT_LOG_KEY", f"not set, and {source} does not exist")
-        text = settings.log_key_file.read_text().strip()
+    """The log operator's key (it sends the anchor transactions): TOPLOC_AUDIT_LOG_KEY, else
+    <home>/log.key."""
+    return _private_key(settings.log_key, "TOPLOC_AUDIT_LOG_KEY", settings.log_key_file)
+
+
+def load_receipt_key(settings: Settings) -> keys.PrivateKey:
+    """The receipt signer's key: TOPLOC_AUDIT_RECEIPT_KEY, else <home>/receipt.key."""
+    return _private_key(settings.receipt_key, "TOPLOC_AUDIT_RECEIPT_KEY", settings.receipt_key_file)
+
+
+def _private_key(value: str | None, variable: str, path: Path) -> keys.PrivateKey:
+    """The key from `variable` (its `value`), else from key file `path` (which must be mode 0600)."""
+    found = configured_key(value, variable, path)
+    if found is None:
+        raise InputError(variable, f"not set, and {path} does not exist")
+    text, source = found
     try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-        return keys.PrivateKey(raw)
+        return keys.PrivateKey(bytes.fromhex(text.strip().removeprefix("0x")))
     except Exception:
         raise InputError(source, "is not a 32-byte hex private key") from None
 

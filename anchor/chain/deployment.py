@@ -1,8 +1,9 @@
 """Deploys ToplocAudit and records where it is: the deployment file the other commands read.
 
 The file (Settings.deployment_file, default <home>/deployment.json) holds the chain id, the RPC URL,
-the contract addresses, the deployment block and transaction, the operator, the parameters and the
-hash of the runtime code. It is written atomically, so a crash leaves the old file or the new one.
+the contract addresses, the deployment block and transaction, the operator (anchors: the log key), the
+receipt signer (signs receipts: the receipt key), the parameters and the hash of the runtime code. It
+is written atomically, so a crash leaves the old file or the new one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from anchor.chain.transactions import Sent, send_transaction
 from anchor.errors import InputError
 
 CONTRACT_NAME = "ToplocAudit"
-FILE_VERSION = 1
+FILE_VERSION = 2
+"""Version 2 added receiptSigner (the contract before it had none): a version 1 file names a
+deployment this code cannot use."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Deployment:
     deployment_block: int
     transaction_hash: str
     operator: str
+    receipt_signer: str
     deployer: str
     parameters: Parameters
     code_hash: str
@@ -51,6 +55,7 @@ class Deployment:
             "deploymentBlock": self.deployment_block,
             "transactionHash": self.transaction_hash,
             "operator": self.operator,
+            "receiptSigner": self.receipt_signer,
             "deployer": self.deployer,
             "parameters": self.parameters.to_json(),
             "codeHash": self.code_hash,
@@ -67,7 +72,7 @@ class Deployment:
         address = addresses.get(CONTRACT_NAME) if isinstance(addresses, dict) else None
         if not isinstance(address, str) or not is_address(address):
             raise InputError(f"addresses.{CONTRACT_NAME}", f"{address!r} is not an address")
-        for name in ("operator", "deployer"):
+        for name in ("operator", "receiptSigner", "deployer"):
             if not isinstance(data.get(name), str) or not is_address(data[name]):
                 raise InputError(name, f"{data.get(name)!r} is not an address")
         if not isinstance(data.get("parameters"), dict):
@@ -79,6 +84,7 @@ class Deployment:
             deployment_block=_field(data, "deploymentBlock", int),
             transaction_hash=_field(data, "transactionHash", str),
             operator=to_checksum_address(data["operator"]),
+            receipt_signer=to_checksum_address(data["receiptSigner"]),
             deployer=to_checksum_address(data["deployer"]),
             parameters=Parameters.from_json(data["parameters"]),
             code_hash=_field(data, "codeHash", str),
@@ -138,18 +144,26 @@ def deploy_contract(w3: Web3, deployer: LocalAccount, artifact: Artifact, args: 
 
 
 def deploy_toploc_audit(
-    w3: Web3, deployer: LocalAccount, operator: str, parameters: Parameters, rpc_url: str
+    w3: Web3,
+    deployer: LocalAccount,
+    operator: str,
+    parameters: Parameters,
+    rpc_url: str,
+    *,
+    receipt_signer: str,
 ) -> Deployment:
-    """Deploys ToplocAudit with `operator` as the log operator; returns the Deployment (not saved).
+    """Deploys ToplocAudit with `operator` as the log operator (it anchors) and `receipt_signer` as the
+    address receipts are signed by; returns the Deployment (not saved).
 
-    Requires a funded `deployer`; raises InputError for a bad operator address.
+    Requires a funded `deployer`; raises InputError for a bad operator or receipt signer address.
     """
-    if not is_address(operator):
-        raise InputError("operator", f"{operator!r} is not an address")
-    operator = to_checksum_address(operator)
+    for name, value in (("operator", operator), ("receipt-signer", receipt_signer)):
+        if not is_address(value):
+            raise InputError(name, f"{value!r} is not an address")
+    operator, receipt_signer = to_checksum_address(operator), to_checksum_address(receipt_signer)
     parameters.validate()
     artifact = load_artifact(CONTRACT_NAME)
-    sent = deploy_contract(w3, deployer, artifact, (operator, parameters.to_abi()))
+    sent = deploy_contract(w3, deployer, artifact, (operator, receipt_signer, parameters.to_abi()))
     if sent.contract_address is None:
         raise ChainError(f"deployment transaction {sent.tx_hash} created no contract")
     code = bytes(w3.eth.get_code(to_checksum_address(sent.contract_address)))
@@ -160,6 +174,7 @@ def deploy_toploc_audit(
         deployment_block=sent.block_number,
         transaction_hash=sent.tx_hash,
         operator=operator,
+        receipt_signer=receipt_signer,
         deployer=deployer.address,
         parameters=parameters,
         code_hash="0x" + keccak(code).hex(),

@@ -38,9 +38,10 @@ def receipt(record: str, output: Path | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain the receipt names.")
 def verify_receipt(file: Path, rpc_url: str) -> None:
-    """Check receipt FILE with the chain alone (no database): the log's signature against the contract's
-    operator, the provider's signature, the inclusion proof against the root stored on chain, and that the
-    entry was anchored within the promised maximum merge delay. Exits 1 with the reason on any mismatch."""
+    """Check receipt FILE with the chain alone (no database): the log's signature against the
+    contract's receiptSigner, the provider's signature, the inclusion proof against the root stored on
+    chain, and that the entry was anchored within the promised maximum merge delay. Exits 1 with the
+    reason on any mismatch."""
     from anchor.receipts import ReceiptError, ReceiptFile, fetch_chain_view, verify_receipt
 
     rf = ReceiptFile.loads(file.read_text())
