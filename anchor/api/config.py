@@ -32,10 +32,12 @@ class AppConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppConfig:
+        receipt_key = load_receipt_key(settings)
+        signer = receipt_key.public_key.to_checksum_address()
         return cls(
             database_url=settings.database_url,
             domain=load_domain(settings),
-            receipt_key=load_receipt_key(settings),
+            receipt_key=receipt_key,
             max_merge_delay=settings.max_merge_delay,
             policy=RecordPolicy(
                 settings.record_min_version,
@@ -43,14 +45,15 @@ class AppConfig:
                 settings.record_max_bytes,
                 settings.record_allow_engine,
             ),
-            stake_problem=provider_stakes(settings).problem if settings.stake_check else None,
+            stake_problem=provider_stakes(settings, signer).problem if settings.stake_check else None,
         )
 
 
-def provider_stakes(settings: Settings) -> Any:
+def provider_stakes(settings: Settings, receipt_signer: str) -> Any:
     """The deployment's ProviderStakes (anchor.chain.provider_stakes), read through its RPC URL, after
-    checking that the contract's unbonding covers what this recorder's receipts promise: the chain must
-    answer when the recorder starts (later outages answer 503)."""
+    checking that the contract's receiptSigner is `receipt_signer` (else no receipt would verify) and
+    that its unbonding covers what this recorder's receipts promise: the chain must answer when the
+    recorder starts (later outages answer 503)."""
     from anchor.chain.client import ToplocAuditClient
     from anchor.chain.connection import connect
     from anchor.chain.deployment import Deployment
@@ -60,6 +63,13 @@ def provider_stakes(settings: Settings) -> Any:
     w3 = connect(settings.rpc_url or deployment.rpc_url)
     deployment.check_on_chain(w3)
     client = ToplocAuditClient(w3, deployment.address)
+    published = client.receipt_signer()
+    if published != receipt_signer:
+        raise InputError(
+            "TOPLOC_AUDIT_RECEIPT_KEY",
+            f"is the key of {receipt_signer}, but the contract's receiptSigner is {published}: "
+            "no receipt it signed would verify",
+        )
     p = client.parameters()
     if settings.max_merge_delay > p.maxMergeDelay:
         raise InputError(

@@ -19,7 +19,7 @@ from anchor.errors import InputError
 from anchor.settings import Settings
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
 from tests.anchor.factory import DOMAIN, PROVIDER, PROVIDER_KEY, RECEIPT_KEY, entry, make_record, other_key
-from tests.fixtures.chain import AuditChain
+from tests.fixtures.chain import RECEIPT_SIGNER, AuditChain
 
 
 def _log_size(client: TestClient) -> int:
@@ -94,7 +94,7 @@ def test_settings_turn_the_check_on_by_default_and_pass_the_record_policy(
     audit.deployment.save(tmp_path / "deployment.json")
     base = {
         "TOPLOC_AUDIT_HOME": str(tmp_path),
-        "TOPLOC_AUDIT_RECEIPT_KEY": RECEIPT_KEY.to_hex(),
+        "TOPLOC_AUDIT_RECEIPT_KEY": RECEIPT_SIGNER.key.hex(),
         "TOPLOC_AUDIT_MAX_MERGE_DELAY": str(audit.parameters.maxMergeDelay),
     }
     config = AppConfig.from_settings(Settings.from_env(base | {"TOPLOC_AUDIT_RECORD_ALLOW_ENGINE": "yes"}))
@@ -105,6 +105,15 @@ def test_settings_turn_the_check_on_by_default_and_pass_the_record_policy(
     with pytest.raises(InputError) as bad:
         Settings.from_env(base | {"TOPLOC_AUDIT_STAKE_CHECK": "maybe"})
     assert bad.value.field == "TOPLOC_AUDIT_STAKE_CHECK"
+    # A receipt key the contract does not publish (here the operator's): the recorder will not start.
+    wrong = base | {"TOPLOC_AUDIT_RECEIPT_KEY": audit.operator.key.hex()}
+    with pytest.raises(InputError) as bad:
+        AppConfig.from_settings(Settings.from_env(wrong))
+    assert (bad.value.field, bad.value.reason) == (
+        "TOPLOC_AUDIT_RECEIPT_KEY",
+        f"is the key of {audit.operator.address}, but the contract's receiptSigner is "
+        f"{RECEIPT_SIGNER.address}: no receipt it signed would verify",
+    )
     # Receipts promising later anchoring than the contract's unbonding covers: the recorder will not start.
     late = base | {"TOPLOC_AUDIT_MAX_MERGE_DELAY": str(audit.parameters.maxMergeDelay + 1)}
     with pytest.raises(InputError) as bad:
