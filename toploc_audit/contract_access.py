@@ -35,9 +35,9 @@ def role_key(settings: Settings, role: str, key_file: Path | None) -> tuple[str,
         "challenger": ("TOPLOC_AUDIT_CHALLENGER_KEY", settings.challenger_key_file),
     }[role]
     value = settings.provider_key if role == "provider" else settings.challenger_key
-    found = configured_key(value, variable, path)
-    if found is not None:
-        return found
+    configured = configured_key(value, variable, path)
+    if configured is not None:
+        return configured
     raise InputError("key-file", f"give --key-file, set {variable} or write {path}")
 
 
