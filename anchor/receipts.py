@@ -1,7 +1,8 @@
 """Signed receipts (like a Certificate Transparency SCT) and the receipt file `verify-receipt` checks.
 
-A receipt is the log's promise, signed with the log key (the contract's operator key) as EIP-712 typed
-data in the deployment's domain:
+A receipt is the log's promise, signed with the receipt key (the contract's `receiptSigner`, a key apart
+from the operator's, which sends the anchor transactions) as EIP-712 typed data in the deployment's
+domain:
 
     Receipt(uint64 logIndex, bytes32 recordDigest, uint64 timestamp, uint64 maximumMergeDelay)
 
@@ -198,7 +199,8 @@ class ChainView:
     """What the chain says about one receipt file, fetched before anything is checked."""
 
     chain_id: int
-    operator: str
+    receipt_signer: str
+    """The contract's receiptSigner: the only address whose receipts are the log's."""
     checkpoint_count: int
     checkpoint: OnChainCheckpoint | None
     """The checkpoint the file's inclusion proof names, None when the chain does not have it."""
@@ -225,6 +227,7 @@ class Pins:
     None: the file's own word, which proves only that its parts agree with each other."""
 
     operator: str | None = None
+    receipt_signer: str | None = None
     checkpoint_key: str | None = None
 
 
@@ -281,17 +284,17 @@ class _Steps:
             raise self.fail(step, field, str(exc)) from None
 
 
-def _signatures(rf: ReceiptFile, operator: str | None, steps: _Steps) -> str:
-    """The receipt's signer (checked against `operator` when known) and the provider's signature."""
+def _signatures(rf: ReceiptFile, receipt_signer: str | None, steps: _Steps) -> str:
+    """The receipt's signer (checked against `receipt_signer` when known) and the provider's signature."""
     r, domain = rf.receipt, rf.domain()
     signer = steps.signer("receipt signature", "receiptSignature", r.digest(domain), rf.receipt_signature)
-    if operator is not None and signer != operator:
+    if receipt_signer is not None and signer != receipt_signer:
         raise steps.fail(
             "receipt signature",
             "receiptSignature",
-            f"receipt signed by {signer}, but the contract's operator is {operator}",
+            f"receipt signed by {signer}, but the contract's receiptSigner is {receipt_signer}",
         )
-    whose = "the operator" if operator is not None else "(the file's word: unpinned)"
+    whose = "the receipt signer" if receipt_signer is not None else "(the file's word: unpinned)"
     steps.ok(f"receipt for log index {r.log_index} signed by {whose} {signer}")
     provider_digest = domain.record_digest(r.record_digest)
     provider_signer = steps.signer(
@@ -333,7 +336,7 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
     """Checks a receipt file against what the chain says, in order; returns one line per passed step.
 
     1. chain: the node is on the chain the file names (else every signature would seem wrong);
-    2. receipt signature: by the contract's operator, in the file's domain;
+    2. receipt signature: by the contract's receiptSigner, in the file's domain;
     3. provider signature: the provider signed the recordDigest in that domain;
     4. inclusion proof: it leads from leaf(provider, recordDigest) to the file's root;
     5. checkpoint: the chain holds that (size, root) under the id named, and its contract verifies;
@@ -347,7 +350,7 @@ def verify_receipt(rf: ReceiptFile, chain: ChainView) -> list[str]:
             "chain", "chainId", f"the node is on chain {chain.chain_id}, the file names {rf.chain_id}"
         )
     steps.ok(f"chain {rf.chain_id}, contract {rf.contract}")
-    _signatures(rf, chain.operator, steps)
+    _signatures(rf, chain.receipt_signer, steps)
     inc, root = _inclusion_root(rf, steps)
     cp = chain.checkpoint
     if cp is None:
@@ -431,12 +434,12 @@ def verify_offline(rf: ReceiptFile, pins: Pins = Pins()) -> list[str]:
     """Checks a proof bundle with no service at all, in order; returns one line per passed step.
 
     1. entry: the record is valid and its RFC 8785 bytes hash to the receipt's recordDigest;
-    2. receipt and provider signatures (the receipt's against the pinned operator, when pinned);
+    2. receipt and provider signatures (the receipt's against the pinned receipt signer, when pinned);
     3. inclusion proof: from leaf(provider, recordDigest) to the file's root;
     4. checkpoint note: signed by the log's note key (pinned, or the file's), for this log's origin,
        with the proof's (size, root);
     5. anchor transaction: its hash, chain, contract and anchor(size, root) call, signed by the
-       operator (pinned, else the receipt's signer).
+       operator (when pinned; unpinned, whoever signed it is reported).
     What needs the chain (the transaction mined, the merge delay) is `verify_receipt`'s.
     """
     from anchor.transparency.checkpoint import log_origin, open_checkpoint
@@ -444,7 +447,7 @@ def verify_offline(rf: ReceiptFile, pins: Pins = Pins()) -> list[str]:
 
     steps = _Steps()
     check_entry(rf, steps)
-    signer = _signatures(rf, pins.operator, steps)
+    _signatures(rf, pins.receipt_signer, steps)
     inc, root = _inclusion_root(rf, steps)
     if rf.checkpoint_note is None:
         raise steps.fail("checkpoint note", "checkpointNote", "none in the file")
@@ -473,7 +476,7 @@ def verify_offline(rf: ReceiptFile, pins: Pins = Pins()) -> list[str]:
         call = decode_anchor_tx(a.raw)
     except VerificationError as exc:
         raise steps.fail("anchor transaction", "anchor.rawTransaction", str(exc)) from None
-    operator = pins.operator or signer
+    operator = pins.operator or call.sender
     for field, got, want in (
         ("anchor.rawTransaction", call.chain_id, rf.chain_id),
         ("anchor.rawTransaction", call.to, rf.contract),
@@ -482,7 +485,8 @@ def verify_offline(rf: ReceiptFile, pins: Pins = Pins()) -> list[str]:
     ):
         if got != want:
             raise steps.fail("anchor transaction", field, f"says {got!r}, want {want!r}")
-    steps.ok(f"anchor transaction 0x{a.tx_hash.hex()} by {operator} anchors (size {call.size}, that root)")
+    by = f"the operator {operator}" if pins.operator else f"{operator} (the file's word: unpinned)"
+    steps.ok(f"anchor transaction 0x{a.tx_hash.hex()} by {by} anchors (size {call.size}, that root)")
     return steps.passed
 
 
@@ -508,7 +512,7 @@ def fetch_chain_view(rf: ReceiptFile, rpc_url: str) -> ChainView:
             anchor_block = (int(mined["blockNumber"]), bytes(mined["blockHash"]))
     return ChainView(
         chain_id=chain.chain_id,
-        operator=chain.operator_address(),
+        receipt_signer=chain.receipt_signer_address(),
         checkpoint_count=count,
         checkpoint=checkpoint,
         contract_verifies=verifies,

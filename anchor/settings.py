@@ -29,8 +29,8 @@ class Settings:
     rpc_url: str | None
     """TOPLOC_AUDIT_RPC_URL: JSON-RPC endpoint. Default: the one recorded in the deployment file"""
     log_key: str | None
-    """TOPLOC_AUDIT_LOG_KEY: hex secp256k1 key of the log: signs receipts and anchor transactions (the
-    contract's operator). Default: read from <home>/log.key"""
+    """TOPLOC_AUDIT_LOG_KEY: hex secp256k1 key of the log operator: signs the anchor transactions (the
+    contract's operator; it pays gas, so it holds ETH). Default: read from <home>/log.key"""
     max_merge_delay: int
     """TOPLOC_AUDIT_MAX_MERGE_DELAY: seconds within which a receipt promises anchoring. Default 3600"""
     anchor_every_entries: int
@@ -63,6 +63,14 @@ class Settings:
     challenger_key: str | None = None
     """TOPLOC_AUDIT_CHALLENGER_KEY: hex key `dispute file` sends openDispute from. Default:
     <home>/challenger.key"""
+    receipt_key: str | None = None
+    """TOPLOC_AUDIT_RECEIPT_KEY: hex secp256k1 key the recorder signs receipts with (the contract's
+    receiptSigner) and derives the checkpoint note key from; it sends no transaction, so the recorder
+    never holds the operator's key. Default: read from <home>/receipt.key"""
+    chain_block_time: float = 2.0
+    """TOPLOC_AUDIT_CHAIN_BLOCK_TIME: seconds between the blocks `chain up`'s Anvil mines on its own
+    (it still mines every transaction at once), so confirmations arrive on an idle chain; 0 mines on
+    transactions only. Default 2"""
     recorder_url: str = ""
     """TOPLOC_AUDIT_RECORDER_URL: the recorder API `generate --record` posts to. Default
     http://<api_host>:<api_port>"""
@@ -188,6 +196,11 @@ class Settings:
         return self.home / "log.key"
 
     @property
+    def receipt_key_file(self) -> Path:
+        """Where the receipt key is read from when TOPLOC_AUDIT_RECEIPT_KEY is unset."""
+        return self.home / "receipt.key"
+
+    @property
     def validator_keys_dir(self) -> Path:
         """Key files of the validators this deployment runs, one <address>.key each (hex key)."""
         return self.home / "validators"
@@ -268,6 +281,8 @@ def _verifier_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
         "validators": validators,
         "validator_key": env.get("TOPLOC_AUDIT_VALIDATOR_KEY") or None,
         "provider_key": env.get("TOPLOC_AUDIT_PROVIDER_KEY") or None,
+        "receipt_key": env.get("TOPLOC_AUDIT_RECEIPT_KEY") or None,
+        "chain_block_time": _number(env, "TOPLOC_AUDIT_CHAIN_BLOCK_TIME", 2.0, float, 0),
         "challenger_key": env.get("TOPLOC_AUDIT_CHALLENGER_KEY") or None,
         "recorder_url": env.get("TOPLOC_AUDIT_RECORDER_URL") or api,
         "queue_prefix": env.get("TOPLOC_AUDIT_QUEUE_PREFIX", ""),

@@ -205,7 +205,14 @@ def main() -> None:
     with anvil_node(accounts=FIRST_VALIDATOR + VALIDATORS) as node:
         w3 = node.web3()
         progress("deploying ToplocAudit and staking")
-        deployment = deploy_toploc_audit(w3, dev_account(0), dev_account(1).address, Parameters(), node.url)
+        deployment = deploy_toploc_audit(
+            w3,
+            dev_account(0),
+            dev_account(1).address,
+            Parameters(),
+            node.url,
+            receipt_signer=dev_account(2).address,
+        )
         client = ToplocAuditClient(w3, deployment.address)
         operator = client.as_account(dev_account(1))
         client.as_account(provider).stake(Role.PROVIDER, 2 * ETHER)

@@ -69,9 +69,9 @@ from tests.anchor.factory import (  # noqa: E402
     CONTRACT,
     DOMAIN,
     LIMITS,
-    LOG_KEY,
     MODEL,
     PROVIDER,
+    RECEIPT_KEY,
     entry,
     make_record,
 )
@@ -182,7 +182,7 @@ class Server:
             **os.environ,
             "TOPLOC_AUDIT_HOME": str(home),
             "TOPLOC_AUDIT_DATABASE_URL": url,
-            "TOPLOC_AUDIT_LOG_KEY": LOG_KEY.to_hex(),
+            "TOPLOC_AUDIT_RECEIPT_KEY": RECEIPT_KEY.to_hex(),
             "TOPLOC_AUDIT_DEPLOYMENT": str(home / "deployment.json"),
         }
         cmd = [sys.executable, "-m", "toploc_audit", "serve", "--port", str(self.port)]
@@ -367,7 +367,9 @@ def breakdown(dbs: Databases, entries: Sequence[dict]) -> list[tuple[str, float]
         ),
         (
             "receipt digest + signing (in the lock)",
-            best_us(lambda: [Receipt(i, d, 1, 3600).sign(LOG_KEY, DOMAIN) for i, d in enumerate(digests)], n),
+            best_us(
+                lambda: [Receipt(i, d, 1, 3600).sign(RECEIPT_KEY, DOMAIN) for i, d in enumerate(digests)], n
+            ),
         ),
     ]
     subs = [Submission.from_json(o, DOMAIN) for o in objs]
@@ -376,7 +378,7 @@ def breakdown(dbs: Databases, entries: Sequence[dict]) -> list[tuple[str, float]
         name, url = dbs.fresh()
         seed(url)
         engine = make_engine(url)
-        recorder = Recorder(session_factory(engine), DOMAIN, LOG_KEY, 3600)
+        recorder = Recorder(session_factory(engine), DOMAIN, RECEIPT_KEY, 3600)
         with engine.connect():
             pass  # the pool's connection (and its backend process) exists before the clocks start
         backends = backends_of(name)

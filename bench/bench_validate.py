@@ -217,7 +217,9 @@ def main() -> None:
             revealPeriod=10**6,
             unbondingPeriod=10**7,
         )
-        deployment = deploy_toploc_audit(w3, DEPLOYER, OPERATOR.address, parameters, node.url)
+        deployment = deploy_toploc_audit(
+            w3, DEPLOYER, OPERATOR.address, parameters, node.url, receipt_signer=OPERATOR.address
+        )
         client = ToplocAuditClient(w3, deployment.address)
         client.as_account(PROVIDER).stake(Role.PROVIDER, ETHER)
         client.as_account(VALIDATOR).stake(Role.VALIDATOR, ETHER)

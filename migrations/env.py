@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from alembic import context
 
+# Every models module, so Base.metadata holds every table: autogenerate (and the schema test,
+# tests/anchor/test_db.py) compares the database with this metadata, and a module left out here would
+# read as tables to drop.
+import anchor.db.models
+import verifier.models  # noqa: F401  (registers the validations table on Base)
 from anchor.db.engine import make_engine
-from anchor.db.models import Base
 from anchor.settings import Settings
+
+Base = anchor.db.models.Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url

@@ -2,7 +2,8 @@
 
 Each role has a default key: the challenger TOPLOC_AUDIT_CHALLENGER_KEY or <home>/challenger.key, the
 provider TOPLOC_AUDIT_PROVIDER_KEY or <home>/provider.key, a validator TOPLOC_AUDIT_VALIDATOR_KEY or
-the only key file in <home>/validators/. `--key-file` overrides it.
+the only key file in <home>/validators/. `--key-file` overrides it. Key files must be readable by
+their owner only (mode 0600, anchor.keyfiles), or the command refuses them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from anchor.errors import InputError
+from anchor.keyfiles import configured_key, read_key_file
 from anchor.settings import Settings
 
 ROLES = ("provider", "validator", "challenger")
@@ -19,13 +21,13 @@ ROLES = ("provider", "validator", "challenger")
 def role_key(settings: Settings, role: str, key_file: Path | None) -> tuple[str, str]:
     """(hex key, where it came from) for `role`; InputError naming `key-file` when there is none."""
     if key_file is not None:
-        return key_file.read_text(), str(key_file)
+        return read_key_file(key_file), str(key_file)
     if role == "validator":
         if settings.validator_key is not None:
             return settings.validator_key, "TOPLOC_AUDIT_VALIDATOR_KEY"
         files = sorted(settings.validator_keys_dir.glob("0x*.key"))
         if len(files) == 1:
-            return files[0].read_text(), str(files[0])
+            return read_key_file(files[0]), str(files[0])
         found = f"{len(files)} key files in {settings.validator_keys_dir}"
         raise InputError("key-file", f"give --key-file or set TOPLOC_AUDIT_VALIDATOR_KEY ({found})")
     variable, path = {
@@ -33,10 +35,9 @@ def role_key(settings: Settings, role: str, key_file: Path | None) -> tuple[str,
         "challenger": ("TOPLOC_AUDIT_CHALLENGER_KEY", settings.challenger_key_file),
     }[role]
     value = settings.provider_key if role == "provider" else settings.challenger_key
-    if value is not None:
-        return value, variable
-    if path.is_file():
-        return path.read_text(), str(path)
+    configured = configured_key(value, variable, path)
+    if configured is not None:
+        return configured
     raise InputError("key-file", f"give --key-file, set {variable} or write {path}")
 
 

@@ -32,7 +32,7 @@ from eth_utils import to_checksum_address
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from anchor.db.models import Dispute, Payout, Vote
+from anchor.db.models import Dispute, Payout, Slash, Vote
 from anchor.db.models import Record as RecordRow
 from anchor.errors import InputError
 from anchor.records import Record as RecordModel
@@ -45,7 +45,6 @@ from verifier.models import (
     FINAL,
     PENDING,
     VOTED,
-    Slash,
     Validation,
 )
 

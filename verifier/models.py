@@ -1,7 +1,8 @@
-"""The verifier's own tables: one validation per (dispute, validator) this deployment runs, and slashes.
+"""The verifier's own table: one validation per (dispute, validator) this deployment runs.
 
-They live on anchor's declarative Base (one schema, one Alembic history); migration 0002 creates them.
-Disputes, votes and payouts are anchor's tables (anchor.db.models), filled by the watcher.
+It lives on anchor's declarative Base (one schema, one Alembic history); migration 0002 creates it.
+The chain-follower tables the watcher fills (disputes, votes, payouts, slashes, events) are anchor's
+(anchor.db.models), so the audit trail reads them without importing verifier.
 
 A validation moves through these states (the task that owns each step is in verifier/tasks.py):
 
@@ -34,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from anchor.db.models import ADDRESS, HASH, AccountEvent, Base, account_event_indexes
+from anchor.db.models import ADDRESS, HASH, Base
 
 PENDING = "pending"
 CLAIMED = "claimed"
@@ -103,10 +104,3 @@ class Validation(Base):
     vote_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
-
-
-class Slash(AccountEvent, Base):
-    """Stake taken from an account (Slashed event), unique on the event that took it."""
-
-    __tablename__ = "slashes"
-    __table_args__ = account_event_indexes("slashes")

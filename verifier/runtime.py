@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass, field
 
 import requests
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +20,7 @@ from anchor.chain.deployment import Deployment
 from anchor.chain.errors import ChainError
 from anchor.db import open_database
 from anchor.errors import Error, InputError
+from anchor.keyfiles import load_account
 from anchor.settings import Settings
 from verifier.dispatch import Dispatcher
 from verifier.events import EventSource
@@ -34,12 +34,7 @@ class RpcUnavailable(Error):
     """The JSON-RPC node does not answer (an outage): the work is retried."""
 
 
-def load_key(text: str, source: str) -> LocalAccount:
-    """An account from a hex private key; InputError naming `source` if it is not one."""
-    try:
-        return Account.from_key(bytes.fromhex(text.strip().removeprefix("0x")))
-    except ValueError:
-        raise InputError(source, "is not a 32-byte hex private key") from None
+load_key = load_account  # the one parser of hex keys (anchor.keyfiles)
 
 
 def validator_account(settings: Settings) -> LocalAccount | None:

@@ -52,6 +52,9 @@ class AuditContract:
     def operator_address(self) -> str:
         return self.client.operator()
 
+    def receipt_signer_address(self) -> str:
+        return self.client.receipt_signer()
+
     def checkpoint_count(self) -> int:
         return self.client.checkpoint_count()
 

@@ -11,6 +11,10 @@ If the receipt disappears (a reorg dropped the block), the same transaction is b
 nonce was taken by something else it is marked 'dropped' and the checkpoint is signed anew. The contract
 refuses a size that does not grow, so a checkpoint can never be anchored twice. RPC failures are logged
 and retried with exponential backoff.
+
+While it waits, the loop logs each new confirmation ("1/3 confirmations") and warns every
+`stall_seconds` in which the chain's head does not move: a node that mines only on transactions (plain
+Anvil) would otherwise leave it waiting forever without a word.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class LoopConfig:
     confirmations: int
     crash_at: str | None = None
     poll_seconds: float = 1.0
+    stall_seconds: float = 60.0
+    """Warn when the head has not moved for this long while an anchor waits (and again as often)."""
 
 
 class Anchorer:
@@ -68,6 +74,10 @@ class Anchorer:
         self.chain = chain
         self.config = config
         self.clock = clock
+        self._head: int | None = None
+        self._head_since = 0.0  # when the head last moved
+        self._stall_reported_at = 0.0
+        self._progress: tuple[int, int] | None = None  # (attempt, confirmations) last logged
 
     def _crash_point(self, step: str) -> None:
         """Test hook: die here without any cleanup, as a power cut would."""
@@ -96,7 +106,7 @@ class Anchorer:
             attempt_id = None if attempt is None else attempt.id
         if attempt_id is None:
             return self._sign(cp_id, cp_size, cp_root)
-        return self._advance(cp_id, attempt_id)
+        return self._advance(cp_id, cp_size, attempt_id)
 
     def _maybe_checkpoint(self, s: Session) -> Checkpoint | None:
         size = LogStore(s).size()
@@ -157,7 +167,7 @@ class Anchorer:
                 setattr(a, k, v)
             a.updated_at = int(self.clock())
 
-    def _advance(self, cp_id: int, attempt_id: int) -> str:
+    def _advance(self, cp_id: int, cp_size: int, attempt_id: int) -> str:
         with self.sessions() as s:
             a = s.get(Anchor, attempt_id)
             assert a is not None
@@ -185,14 +195,23 @@ class Anchorer:
                     "checkpoint %d: anchor tx 0x%s was not on chain; rebroadcast", cp_id, tx_hash.hex()
                 )
                 return "rebroadcast"
+            self._watch_head(cp_id, self.chain.block_number(), "the anchor tx is not mined yet")
             return "waiting"
         if receipt["status"] != 1:
             self._set(attempt_id, status="failed", error="reverted", block_number=int(receipt["blockNumber"]))
             raise AnchorError(f"anchor tx 0x{tx_hash.hex()} reverted in block {receipt['blockNumber']}")
         block_number = int(receipt["blockNumber"])
         head = self.chain.block_number()
-        if head - block_number + 1 < self.config.confirmations:
+        confirmations = head - block_number + 1
+        if confirmations < self.config.confirmations:
             self._set(attempt_id, block_number=block_number, block_hash=bytes(receipt["blockHash"]))
+            waiting = f"{confirmations}/{self.config.confirmations} confirmations"
+            if self._progress != (attempt_id, confirmations):
+                self._progress = (attempt_id, confirmations)
+                log.info(
+                    "checkpoint %d: anchor of size %d in block %d: %s", cp_id, cp_size, block_number, waiting
+                )
+            self._watch_head(cp_id, head, waiting)
             return "waiting"
         block = self.chain.block(block_number)
         if bytes(block["hash"]) != bytes(receipt["blockHash"]):
@@ -210,6 +229,20 @@ class Anchorer:
             "checkpoint %d anchored as #%d in block %d: %d entries", cp_id, chain_id, block_number, marked
         )
         return "anchored"
+
+    def _watch_head(self, cp_id: int, head: int, waiting: str) -> None:
+        """Warns (every stall_seconds) while the head stands still: confirmations need new blocks."""
+        now = self.clock()
+        if head != self._head:
+            self._head, self._head_since, self._stall_reported_at = head, now, now
+            return
+        if now - self._stall_reported_at >= self.config.stall_seconds:
+            self._stall_reported_at = now  # the next warning after another stall_seconds
+            log.warning(
+                "checkpoint %d: no new block for %.0f s (head %d; %s): is the node mining? Anvil mines "
+                "only on transactions unless started with --block-time (`chain up` does)",
+                cp_id, now - self._head_since, head, waiting,
+            )  # fmt: skip
 
     def run(self, once: bool = False, on_step: Callable[[str], None] | None = None) -> None:
         """Loop forever (or, with `once`, until nothing is left to do); RPC errors back off and retry."""

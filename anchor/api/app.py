@@ -80,7 +80,7 @@ def create_app(config: AppConfig) -> FastAPI:
     recorder = Recorder(
         sessions,
         config.domain,
-        config.log_key,
+        config.receipt_key,
         config.max_merge_delay,
         policy=config.policy,
         stake_problem=config.stake_problem,

@@ -1,15 +1,18 @@
-"""What the recorder needs to run: the database, the EIP-712 domain (chain id + contract) and the log key."""
+"""What the recorder needs to run: the database, the EIP-712 domain (chain id + contract) and the receipt
+key (never the log operator's transaction key: the recorder sends no transaction)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_keys import keys
 
 from anchor.errors import InputError
+from anchor.keyfiles import configured_key
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import RecordPolicy
 from anchor.settings import Settings
@@ -17,8 +20,9 @@ from anchor.transparency.checkpoint import log_note_signer, log_origin
 from anchor.transparency.note import NoteSigner
 
 
-def note_signer_of(domain: Domain, log_key: keys.PrivateKey) -> NoteSigner:
-    return log_note_signer(log_origin(domain.chain_id, domain.contract), log_key.to_bytes())
+def note_signer_of(domain: Domain, receipt_key: keys.PrivateKey) -> NoteSigner:
+    """The log's checkpoint-note key, derived from the receipt key (the recorder holds no other)."""
+    return log_note_signer(log_origin(domain.chain_id, domain.contract), receipt_key.to_bytes())
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class AppConfig:
     database_url: str
     domain: Domain
     """Provider signatures and receipts are bound to this chain id and contract."""
-    log_key: keys.PrivateKey
+    receipt_key: keys.PrivateKey
+    """Signs receipts (the contract's receiptSigner) and seeds the checkpoint note key."""
     max_merge_delay: int
     policy: RecordPolicy = field(default_factory=RecordPolicy)
     stake_problem: Callable[[str], str | None] | None = None
@@ -35,14 +40,16 @@ class AppConfig:
     @property
     def note_signer(self) -> NoteSigner:
         """The key the log's checkpoints are signed with as C2SP notes (derived from the log key)."""
-        return note_signer_of(self.domain, self.log_key)
+        return note_signer_of(self.domain, self.receipt_key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppConfig:
+        receipt_key = load_receipt_key(settings)
+        signer = receipt_key.public_key.to_checksum_address()
         return cls(
             database_url=settings.database_url,
             domain=load_domain(settings),
-            log_key=load_log_key(settings),
+            receipt_key=receipt_key,
             max_merge_delay=settings.max_merge_delay,
             policy=RecordPolicy(
                 settings.record_min_version,
@@ -50,14 +57,15 @@ class AppConfig:
                 settings.record_max_bytes,
                 settings.record_allow_engine,
             ),
-            stake_problem=provider_stakes(settings).problem if settings.stake_check else None,
+            stake_problem=provider_stakes(settings, signer).problem if settings.stake_check else None,
         )
 
 
-def provider_stakes(settings: Settings) -> Any:
+def provider_stakes(settings: Settings, receipt_signer: str) -> Any:
     """The deployment's ProviderStakes (anchor.chain.provider_stakes), read through its RPC URL, after
-    checking that the contract's unbonding covers what this recorder's receipts promise: the chain must
-    answer when the recorder starts (later outages answer 503)."""
+    checking that the contract's receiptSigner is `receipt_signer` (else no receipt would verify) and
+    that its unbonding covers what this recorder's receipts promise: the chain must answer when the
+    recorder starts (later outages answer 503)."""
     from anchor.chain.client import ToplocAuditClient
     from anchor.chain.connection import connect
     from anchor.chain.deployment import Deployment
@@ -67,6 +75,13 @@ def provider_stakes(settings: Settings) -> Any:
     w3 = connect(settings.rpc_url or deployment.rpc_url)
     deployment.check_on_chain(w3)
     client = ToplocAuditClient(w3, deployment.address)
+    published = client.receipt_signer()
+    if published != receipt_signer:
+        raise InputError(
+            "TOPLOC_AUDIT_RECEIPT_KEY",
+            f"is the key of {receipt_signer}, but the contract's receiptSigner is {published}: "
+            "no receipt it signed would verify",
+        )
     p = client.parameters()
     if settings.max_merge_delay > p.maxMergeDelay:
         raise InputError(
@@ -86,17 +101,24 @@ def provider_stakes(settings: Settings) -> Any:
 
 
 def load_log_key(settings: Settings) -> keys.PrivateKey:
-    """The log key from TOPLOC_AUDIT_LOG_KEY, else from <home>/log.key."""
-    text = settings.log_key
-    source = "TOPLOC_AUDIT_LOG_KEY"
-    if text is None:
-        source = str(settings.log_key_file)
-        if not settings.log_key_file.is_file():
-            raise InputError("TOPLOC_AUDIT_LOG_KEY", f"not set, and {source} does not exist")
-        text = settings.log_key_file.read_text().strip()
+    """The log operator's key (it sends the anchor transactions): TOPLOC_AUDIT_LOG_KEY, else
+    <home>/log.key."""
+    return _private_key(settings.log_key, "TOPLOC_AUDIT_LOG_KEY", settings.log_key_file)
+
+
+def load_receipt_key(settings: Settings) -> keys.PrivateKey:
+    """The receipt signer's key: TOPLOC_AUDIT_RECEIPT_KEY, else <home>/receipt.key."""
+    return _private_key(settings.receipt_key, "TOPLOC_AUDIT_RECEIPT_KEY", settings.receipt_key_file)
+
+
+def _private_key(value: str | None, variable: str, path: Path) -> keys.PrivateKey:
+    """The key from `variable` (its `value`), else from key file `path` (which must be mode 0600)."""
+    found = configured_key(value, variable, path)
+    if found is None:
+        raise InputError(variable, f"not set, and {path} does not exist")
+    text, source = found
     try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-        return keys.PrivateKey(raw)
+        return keys.PrivateKey(bytes.fromhex(text.strip().removeprefix("0x")))
     except Exception:
         raise InputError(source, "is not a 32-byte hex private key") from None
 

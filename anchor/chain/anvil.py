@@ -166,6 +166,7 @@ def start_anvil(
     state_file: Path | None = None,
     log_path: Path | None = None,
     detach: bool = False,
+    block_time: float | None = None,
     extra_args: tuple[str, ...] = (),
 ) -> AnvilNode:
     """Starts Anvil on 127.0.0.1 and returns once it answers JSON-RPC.
@@ -173,8 +174,10 @@ def start_anvil(
     `port` None picks a free one (and retries if another process takes it first); `state_file` loads
     the chain from it if present and writes it on exit (and every 30 s), so a restarted node keeps its
     blocks; `log_path` receives Anvil's output (default: a temporary file, shown if Anvil fails to
-    start); `detach` puts it in its own session so it outlives this process. The caller must `stop()`
-    it, or use `anvil_node()`.
+    start); `detach` puts it in its own session so it outlives this process. `block_time` (seconds)
+    also mines a block that often when no transaction comes (`--block-time` with `--mixed-mining`:
+    transactions are still mined at once, so nothing waits for the interval); None mines on
+    transactions only, as tests want. The caller must `stop()` it, or use `anvil_node()`.
     """
     binary = anvil_binary()
     attempts = 1 if port is not None else 3
@@ -197,6 +200,9 @@ def start_anvil(
         ]  # fmt: skip
         if state_file is not None:
             args += ["--state", str(state_file), "--state-interval", "30"]
+        if block_time is not None:
+            # --block-time alone turns automine off: every transaction would wait for the next tick.
+            args += ["--block-time", f"{block_time:g}", "--mixed-mining"]
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="anvil-", suffix=".log")
             os.close(fd)

@@ -250,6 +250,10 @@ class ToplocAuditClient:
     def operator(self) -> str:
         return str(self.call("operator"))
 
+    def receipt_signer(self) -> str:
+        """The address the log's receipts must be signed by (CheckpointLog.receiptSigner)."""
+        return str(self.call("receiptSigner"))
+
     def deployment_block(self) -> int:
         return int(self.call("deploymentBlock"))
 

@@ -1,8 +1,9 @@
 """Deploys ToplocAudit and records where it is: the deployment file the other commands read.
 
 The file (Settings.deployment_file, default <home>/deployment.json) holds the chain id, the RPC URL,
-the contract addresses, the deployment block and transaction, the operator, the parameters and the
-hash of the runtime code. It is written atomically, so a crash leaves the old file or the new one.
+the contract addresses, the deployment block and transaction, the operator (anchors: the log key), the
+receipt signer (signs receipts: the receipt key), the parameters and the hash of the runtime code. It
+is written atomically, so a crash leaves the old file or the new one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
+from eth_keys import keys
 from eth_utils import is_address, keccak, to_checksum_address
 from web3 import Web3
 
@@ -25,7 +27,9 @@ from anchor.chain.transactions import Sent, send_transaction
 from anchor.errors import InputError
 
 CONTRACT_NAME = "ToplocAudit"
-FILE_VERSION = 1
+FILE_VERSION = 2
+"""Version 2 added receiptSigner (the contract before it had none): a version 1 file names a
+deployment this code cannot use."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,13 @@ class Deployment:
     deployment_block: int
     transaction_hash: str
     operator: str
+    receipt_signer: str
     deployer: str
     parameters: Parameters
     code_hash: str
     checkpoint_key: str | None = None
-    """The verifier key (C2SP vkey) of the log's checkpoint notes, derived from the log key; None when
-    the deployer did not hold that key (then /v1/log's checkpointKey is the only source)."""
+    """The verifier key (C2SP vkey) of the log's checkpoint notes, derived from the receipt key; None
+    when the deployer did not hold that key (then /v1/log's checkpointKey is the only source)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +59,7 @@ class Deployment:
             "deploymentBlock": self.deployment_block,
             "transactionHash": self.transaction_hash,
             "operator": self.operator,
+            "receiptSigner": self.receipt_signer,
             "deployer": self.deployer,
             "parameters": self.parameters.to_json(),
             "codeHash": self.code_hash,
@@ -71,7 +77,7 @@ class Deployment:
         address = addresses.get(CONTRACT_NAME) if isinstance(addresses, dict) else None
         if not isinstance(address, str) or not is_address(address):
             raise InputError(f"addresses.{CONTRACT_NAME}", f"{address!r} is not an address")
-        for name in ("operator", "deployer"):
+        for name in ("operator", "receiptSigner", "deployer"):
             if not isinstance(data.get(name), str) or not is_address(data[name]):
                 raise InputError(name, f"{data.get(name)!r} is not an address")
         if not isinstance(data.get("parameters"), dict):
@@ -83,6 +89,7 @@ class Deployment:
             deployment_block=_field(data, "deploymentBlock", int),
             transaction_hash=_field(data, "transactionHash", str),
             operator=to_checksum_address(data["operator"]),
+            receipt_signer=to_checksum_address(data["receiptSigner"]),
             deployer=to_checksum_address(data["deployer"]),
             parameters=Parameters.from_json(data["parameters"]),
             code_hash=_field(data, "codeHash", str),
@@ -148,19 +155,28 @@ def deploy_toploc_audit(
     operator: str,
     parameters: Parameters,
     rpc_url: str,
-    log_key: bytes | None = None,
+    *,
+    receipt_signer: str,
+    receipt_key: bytes | None = None,
 ) -> Deployment:
-    """Deploys ToplocAudit with `operator` as the log operator; returns the Deployment (not saved).
-    With the operator's `log_key`, the deployment also publishes the log's checkpoint-note key.
+    """Deploys ToplocAudit with `operator` as the log operator (it anchors) and `receipt_signer` as the
+    address receipts are signed by; returns the Deployment (not saved). With the `receipt_key` (whose
+    address must be receipt_signer), the deployment also publishes the log's checkpoint-note key.
 
-    Requires a funded `deployer`; raises InputError for a bad operator address.
+    Requires a funded `deployer`; raises InputError for a bad operator or receipt signer address.
     """
-    if not is_address(operator):
-        raise InputError("operator", f"{operator!r} is not an address")
-    operator = to_checksum_address(operator)
+    for name, value in (("operator", operator), ("receipt-signer", receipt_signer)):
+        if not is_address(value):
+            raise InputError(name, f"{value!r} is not an address")
+    operator, receipt_signer = to_checksum_address(operator), to_checksum_address(receipt_signer)
+    if (
+        receipt_key is not None
+        and keys.PrivateKey(receipt_key).public_key.to_checksum_address() != receipt_signer
+    ):
+        raise InputError("receipt-key", f"is not the key of the receipt signer {receipt_signer}")
     parameters.validate()
     artifact = load_artifact(CONTRACT_NAME)
-    sent = deploy_contract(w3, deployer, artifact, (operator, parameters.to_abi()))
+    sent = deploy_contract(w3, deployer, artifact, (operator, receipt_signer, parameters.to_abi()))
     if sent.contract_address is None:
         raise ChainError(f"deployment transaction {sent.tx_hash} created no contract")
     code = bytes(w3.eth.get_code(to_checksum_address(sent.contract_address)))
@@ -171,19 +187,21 @@ def deploy_toploc_audit(
         deployment_block=sent.block_number,
         transaction_hash=sent.tx_hash,
         operator=operator,
+        receipt_signer=receipt_signer,
         deployer=deployer.address,
         parameters=parameters,
         code_hash="0x" + keccak(code).hex(),
         checkpoint_key=None
-        if log_key is None
-        else _note_key(w3.eth.chain_id, sent.contract_address, log_key),
+        if receipt_key is None
+        else _note_key(w3.eth.chain_id, sent.contract_address, receipt_key),
     )
 
 
-def _note_key(chain_id: int, contract: str, log_key: bytes) -> str:
+def _note_key(chain_id: int, contract: str, receipt_key: bytes) -> str:
     from anchor.transparency.checkpoint import log_note_signer, log_origin
 
-    return log_note_signer(log_origin(chain_id, to_checksum_address(contract)), log_key).verifier.encode()
+    origin = log_origin(chain_id, to_checksum_address(contract))
+    return log_note_signer(origin, receipt_key).verifier.encode()
 
 
 def _checkpoint_key(value: Any) -> str | None:

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -23,6 +22,7 @@ from anchor.chain.deployment import Deployment, deploy_toploc_audit
 from anchor.chain.errors import ChainError
 from anchor.chain.parameters import Parameters
 from anchor.errors import InputError
+from anchor.keyfiles import configured_key, load_account, new_key_file, write_key_file
 from anchor.settings import Settings
 
 DEPLOYER_INDEX = 0
@@ -97,20 +97,20 @@ def _reap(pid: int) -> None:
 
 def log_key_account(settings: Settings) -> LocalAccount | None:
     """The log key (TOPLOC_AUDIT_LOG_KEY, else <home>/log.key) if one is configured."""
-    text = settings.log_key
-    if text is None and settings.log_key_file.is_file():
-        text = settings.log_key_file.read_text().strip()
-    if text is None:
-        return None
-    try:
-        return Account.from_key(bytes.fromhex(text.removeprefix("0x")))
-    except ValueError:
-        raise InputError("TOPLOC_AUDIT_LOG_KEY", "is not a 32-byte hex private key") from None
+    found = configured_key(settings.log_key, "TOPLOC_AUDIT_LOG_KEY", settings.log_key_file)
+    return None if found is None else load_account(*found)
+
+
+def receipt_key_account(settings: Settings) -> LocalAccount | None:
+    """The receipt key (TOPLOC_AUDIT_RECEIPT_KEY, else <home>/receipt.key) if one is configured."""
+    found = configured_key(settings.receipt_key, "TOPLOC_AUDIT_RECEIPT_KEY", settings.receipt_key_file)
+    return None if found is None else load_account(*found)
 
 
 def dev_operator(settings: Settings) -> tuple[str, bool]:
     """The operator for a dev chain: the log key's address, else Anvil dev account 1, whose (public,
-    well-known) key is then written to <home>/log.key so the recorder and anchor loop sign with it.
+    well-known) key is then written to <home>/log.key so the anchor loop sends with it (it needs
+    funds, which dev account 1 has).
 
     Returns (address, whether the key file was written).
     """
@@ -118,11 +118,21 @@ def dev_operator(settings: Settings) -> tuple[str, bool]:
     if configured is not None:
         return configured.address, False
     account = dev_account(OPERATOR_INDEX)
-    settings.log_key_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.log_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(account.key.hex() + "\n")
+    write_key_file(settings.log_key_file, account.key.hex())
     return account.address, True
+
+
+def ensure_receipt_signer(settings: Settings) -> tuple[str, bool]:
+    """The receipt signer: the receipt key's address, else that of a fresh random key written to
+    <home>/receipt.key (mode 0600). It signs but never sends, so it needs no funds, and a fresh key
+    (not a well-known dev one) can serve beyond a dev chain.
+
+    Returns (address, whether the key file was written).
+    """
+    configured = receipt_key_account(settings)
+    if configured is not None:
+        return configured.address, False
+    return load_account(new_key_file(settings.receipt_key_file), str(settings.receipt_key_file)).address, True
 
 
 def reusable_deployment(w3: Web3, settings: Settings, rpc_url: str) -> Deployment | None:
@@ -141,11 +151,24 @@ def reusable_deployment(w3: Web3, settings: Settings, rpc_url: str) -> Deploymen
 
 
 def deploy_dev(
-    w3: Web3, settings: Settings, rpc_url: str, operator: str, parameters: Parameters
+    w3: Web3,
+    settings: Settings,
+    rpc_url: str,
+    operator: str,
+    receipt_signer: str,
+    parameters: Parameters,
 ) -> Deployment:
     """Deploys from Anvil dev account 0 and saves the deployment file."""
-    account = log_key_account(settings)
-    log_key = account.key if account is not None and account.address == operator else None
-    deployment = deploy_toploc_audit(w3, dev_account(DEPLOYER_INDEX), operator, parameters, rpc_url, log_key)
+    account = receipt_key_account(settings)
+    receipt_key = account.key if account is not None and account.address == receipt_signer else None
+    deployment = deploy_toploc_audit(
+        w3,
+        dev_account(DEPLOYER_INDEX),
+        operator,
+        parameters,
+        rpc_url,
+        receipt_signer=receipt_signer,
+        receipt_key=receipt_key,
+    )
     deployment.save(settings.deployment_file)
     return deployment

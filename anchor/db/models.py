@@ -1,5 +1,10 @@
 """SQLAlchemy 2 models: every table of the recorder, the log, anchoring and the dispute trail.
 
+Every chain-follower table (what the watcher fills from contract events: disputes, votes, payouts,
+slashes, raw events and the sync cursors) is here, so the trail in anchor reads them without importing
+verifier; verifier/models.py holds only the validators' own work (validations). Both modules share this
+Base, and migrations/env.py imports both, so Alembic compares against every table.
+
 Conventions: hashes and digests are 32-byte `LargeBinary`; addresses are EIP-55 checksummed strings;
 times the log signs (receipts, checkpoints) are integer Unix seconds so a signature can be re-derived
 from the row; wei amounts are decimal strings (`Wei`), because SQLite has no exact 256-bit integer.
@@ -251,6 +256,13 @@ class Payout(AccountEvent, Base):
 
     __tablename__ = "payouts"
     __table_args__ = account_event_indexes("payouts")
+
+
+class Slash(AccountEvent, Base):
+    """Stake taken from an account (Slashed event), unique on the event that took it."""
+
+    __tablename__ = "slashes"
+    __table_args__ = account_event_indexes("slashes")
 
 
 class ChainEvent(Base):

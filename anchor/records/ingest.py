@@ -197,7 +197,7 @@ class Recorder:
         self,
         sessions: sessionmaker[Session],
         domain: Domain,
-        log_key: keys.PrivateKey,
+        receipt_key: keys.PrivateKey,
         max_merge_delay: int,
         clock: Callable[[], float] = time.time,
         policy: RecordPolicy | None = None,
@@ -207,7 +207,7 @@ class Recorder:
         anchor.chain.provider_stakes), or None; unset, stakes are not checked."""
         self.sessions = sessions
         self.domain = domain
-        self.log_key = log_key
+        self.receipt_key = receipt_key  # the contract's receiptSigner, not the operator
         self.max_merge_delay = max_merge_delay
         self.clock = clock
         self.policy = policy or RecordPolicy()
@@ -249,7 +249,7 @@ class Recorder:
             for index, sub in enumerate(new, start=first_index):
                 rec = sub.record
                 receipt = Receipt(index, sub.digest, now, self.max_merge_delay)
-                sig = receipt.sign(self.log_key, self.domain)
+                sig = receipt.sign(self.receipt_key, self.domain)
                 answers[(rec.provider, rec.request_id)] = Accepted(receipt, sig, True)
                 model_id = models[(rec.model.name, rec.model.fingerprint)].id
                 rows.append(

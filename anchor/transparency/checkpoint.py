@@ -74,8 +74,9 @@ def log_origin(chain_id: int, contract: str) -> str:
     return f"toploc-audit/{chain_id}/{contract.lower()}"
 
 
-def log_note_signer(origin: str, log_key: bytes) -> NoteSigner:
-    """The log's Ed25519 note key, derived from its secp256k1 log key (one secret to keep; the
-    verifier key is published at /v1/log and is the same on every restart)."""
-    seed = hashlib.sha256(b"toploc-audit checkpoint note key\x00" + log_key).digest()
+def log_note_signer(origin: str, receipt_key: bytes) -> NoteSigner:
+    """The log's Ed25519 note key, derived from its secp256k1 receipt key: the recorder signs notes
+    and receipts with what it already holds (one secret, never the operator's transaction key); the
+    verifier key is published at /v1/log and is the same on every restart."""
+    seed = hashlib.sha256(b"toploc-audit checkpoint note key\x00" + receipt_key).digest()
     return NoteSigner(origin, seed)

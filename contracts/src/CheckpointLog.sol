@@ -36,8 +36,17 @@ abstract contract CheckpointLog {
         uint64 deploymentBlock;
     }
 
-    /// @notice The log operator: the only account that may anchor, and the key its receipts are checked against.
+    /// @notice The log operator: the only account that may anchor (its key sends transactions and pays gas).
     address public immutable operator;
+
+    /**
+     * @notice The address whose key signs the log's receipts (EIP-712 `Receipt`, in this contract's
+     * domain): a receipt counts as the log's promise only when signed by it.
+     *
+     * NOTE: A key apart from {operator}'s, so the recorder that signs receipts never holds the key
+     * that moves funds and anchors; the two may be the same address, but need not be.
+     */
+    address public immutable receiptSigner;
 
     Head private _head;
     /// @dev The latest root; the RFC 9162 root of the empty log (SHA-256 of nothing) before the first anchor.
@@ -65,9 +74,14 @@ abstract contract CheckpointLog {
     /// @dev The operator is the zero address.
     error CheckpointLogZeroOperator();
 
-    constructor(address operator_) {
+    /// @dev The receipt signer is the zero address (ecrecover's answer to a bad signature).
+    error CheckpointLogZeroReceiptSigner();
+
+    constructor(address operator_, address receiptSigner_) {
         if (operator_ == address(0)) revert CheckpointLogZeroOperator();
+        if (receiptSigner_ == address(0)) revert CheckpointLogZeroReceiptSigner();
         operator = operator_;
+        receiptSigner = receiptSigner_;
         _head = Head({count: 0, size: 0, timestamp: uint64(block.timestamp), deploymentBlock: uint64(block.number)});
         _latestRoot = sha256("");
     }

@@ -19,11 +19,12 @@ import {StakeRegistry} from "./StakeRegistry.sol";
  */
 contract ToplocAudit is DisputeGame, ModelRegistry {
     /**
-     * @dev `operator_` anchors the log; `p` fixes every economic and timing parameter for good.
+     * @dev `operator_` anchors the log; `receiptSigner_` is the key the log signs its receipts with
+     * (see {CheckpointLog-receiptSigner}); `p` fixes every economic and timing parameter for good.
      * Reverts with {AuditParameters-AuditParametersInvalid} naming a parameter that breaks a rule.
      */
-    constructor(address operator_, Parameters memory p)
-        CheckpointLog(operator_)
+    constructor(address operator_, address receiptSigner_, Parameters memory p)
+        CheckpointLog(operator_, receiptSigner_)
         StakeRegistry(p.unbondingPeriod, p.minProviderStake, p.minValidatorStake, _validatorFloor(p))
         DisputeGame(p)
     {

@@ -20,6 +20,7 @@ from anchor.records.ingest import Recorder, Submission
 from anchor.settings import child_env
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
 from tests.anchor.factory import entry, make_record
+from tests.fixtures.chain import RECEIPT_SIGNER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPERATOR = dev_account(1)
@@ -45,6 +46,7 @@ class ChainEnv:
             TOPLOC_AUDIT_DATABASE_URL=self.database_url,
             TOPLOC_AUDIT_DEPLOYMENT=str(self.home / "deployment.json"),
             TOPLOC_AUDIT_LOG_KEY=OPERATOR.key.hex(),
+            TOPLOC_AUDIT_RECEIPT_KEY=RECEIPT_SIGNER.key.hex(),
             TOPLOC_AUDIT_MAX_MERGE_DELAY=str(MAX_MERGE_DELAY),
         )
         env.update(extra)
@@ -89,18 +91,27 @@ class ChainEnv:
         raise AssertionError(f"{args} did not finish within its deadline")
 
 
-def chain_env(database_url: str, home: Path) -> Iterator[ChainEnv]:
-    node = start_anvil()
+def chain_env(database_url: str, home: Path, block_time: float | None = None) -> Iterator[ChainEnv]:
+    """`block_time`: Anvil also mines on that schedule (as `chain up` runs it); None: on transactions only."""
+    node = start_anvil(block_time=block_time)
     try:
         w3 = node.web3()
         deployment = deploy_toploc_audit(
-            w3, dev_account(0), OPERATOR.address, Parameters(), node.url, OPERATOR.key
+            w3,
+            dev_account(0),
+            OPERATOR.address,
+            Parameters(),
+            node.url,
+            receipt_signer=RECEIPT_SIGNER.address,
+            receipt_key=RECEIPT_SIGNER.key,
         )
         deployment.save(home / "deployment.json")
         seed_registry(database_url)
         engine = make_engine(database_url)
         domain = Domain.of(deployment.chain_id, deployment.address)
-        recorder = Recorder(session_factory(engine), domain, keys.PrivateKey(OPERATOR.key), MAX_MERGE_DELAY)
+        recorder = Recorder(
+            session_factory(engine), domain, keys.PrivateKey(RECEIPT_SIGNER.key), MAX_MERGE_DELAY
+        )
         contract = AuditContract(w3, deployment.address, OPERATOR)
         yield ChainEnv(node, deployment, database_url, home, recorder, contract)
         engine.dispose()

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from anchor.api import AppConfig, create_app
 from anchor.db import make_engine, session_factory, transaction
 from anchor.records.registry import declare_model, register_provider
-from tests.anchor.factory import DOMAIN, LIMITS, LOG_KEY, MODEL, PROVIDER
+from tests.anchor.factory import DOMAIN, LIMITS, MODEL, PROVIDER, RECEIPT_KEY
 
 MAX_MERGE_DELAY = 600
 
@@ -26,7 +26,7 @@ def seed_registry(database_url: str, api_key: str | None = None) -> None:
 @pytest.fixture
 def app_config(database_url: str) -> AppConfig:
     seed_registry(database_url)
-    return AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY)
+    return AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ LIMITS = ModelLimits(vocab_size=VOCAB, hidden_size=256, max_positions=4096, toke
 """What the recorder knows of MODEL."""
 PROVIDER_KEY = keys.PrivateKey(hashlib.sha256(b"provider").digest())
 PROVIDER = PROVIDER_KEY.public_key.to_checksum_address()
-LOG_KEY = keys.PrivateKey(hashlib.sha256(b"log").digest())
+RECEIPT_KEY = keys.PrivateKey(hashlib.sha256(b"log").digest())
+"""The recorder's receipt key (the contract's receiptSigner) in tests without a chain."""
 
 
 def _proofs(rng: random.Random, n_output: int, topk: int, dbs: int) -> tuple[bytes, ...]:
@@ -112,10 +113,10 @@ __all__ = [
     "DOMAIN",
     "EOS",
     "LIMITS",
-    "LOG_KEY",
     "MODEL",
     "PROVIDER",
     "PROVIDER_KEY",
+    "RECEIPT_KEY",
     "VOCAB",
     "Account",
     "entry",

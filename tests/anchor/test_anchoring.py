@@ -17,6 +17,7 @@ from anchor.db import transaction
 from anchor.db.models import Anchor, Checkpoint
 from anchor.db.models import Record as RecordRow
 from anchor.log.store import LogStore
+from anchor.settings import Settings
 from anchor.trail import detail, find
 from tests.anchor.chain_env import OPERATOR, ChainEnv, chain_env
 from tests.fixtures.proxy import TcpProxy
@@ -80,6 +81,76 @@ def test_checkpoints_every_n_entries_or_t_seconds_with_consistency_on_chain(env:
     assert _unanchored(env) == 0
     with env.recorder.sessions() as s:
         assert s.scalars(select(RecordRow.checkpoint_id).where(RecordRow.log_index == 5)).one() == 2
+
+
+def test_waiting_shows_each_confirmation_and_warns_when_no_block_comes(
+    env: ChainEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a node that mines only on transactions the loop would wait forever: it says how far it is
+    and, every stall_seconds without a new block, warns that the node does not mine."""
+    clock = Clock()
+    a = Anchorer(env.recorder.sessions, env.contract, LoopConfig(1, 0, 3, stall_seconds=60), clock=clock)
+    env.ingest(2)
+    caplog.set_level(logging.INFO, logger="toploc_audit.anchor")
+    _steps(a, "checkpoint", "signed", "sent", "waiting")
+    block = env.contract.receipt(_only_attempt(env).tx_hash)["blockNumber"]
+    progress = f"checkpoint 1: anchor of size 2 in block {block}: 1/3 confirmations"
+    assert [r.getMessage() for r in caplog.records].count(progress) == 1
+    clock.now += 59
+    _steps(a, "waiting", "waiting")
+    assert [r.getMessage() for r in caplog.records].count(progress) == 1  # said once, not every poll
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    clock.now += 1
+    _steps(a, "waiting")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"checkpoint 1: no new block for 60 s (head {block}; 1/3 confirmations): is the node mining? "
+        "Anvil mines only on transactions unless started with --block-time (`chain up` does)"
+    ]
+    clock.now += 30
+    _steps(a, "waiting")  # the next warning comes another stall_seconds later
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    env.node.mine(1)
+    _steps(a, "waiting")
+    assert f"checkpoint 1: anchor of size 2 in block {block}: 2/3 confirmations" in caplog.messages
+    env.node.mine(1)
+    _steps(a, "anchored", "idle")
+
+
+def _only_attempt(env: ChainEnv) -> Anchor:
+    with env.recorder.sessions() as s:
+        return s.scalars(select(Anchor)).one()
+
+
+@pytest.fixture
+def scheduled_env(sqlite_url: str, tmp_path: Path) -> Iterator[ChainEnv]:
+    """Anvil mining on `chain up`'s default schedule (TOPLOC_AUDIT_CHAIN_BLOCK_TIME unset)."""
+    yield from chain_env(sqlite_url, tmp_path, block_time=Settings.from_env({}).chain_block_time)
+
+
+def test_on_chain_ups_schedule_the_default_confirmations_come_without_other_transactions(
+    scheduled_env: ChainEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What hung before: `chain up`'s Anvil and the default 3 confirmations, nothing else sent."""
+    env = scheduled_env
+    confirmations = Settings.from_env({}).anchor_confirmations
+    assert confirmations == 3
+    env.ingest(2)
+    caplog.set_level(logging.INFO, logger="toploc_audit.anchor")
+    deadline = time.monotonic() + 120
+    seen: list[str] = []
+
+    def on_step(what: str) -> None:
+        seen.append(what)
+        assert time.monotonic() < deadline, f"no anchor within 120 s: {seen}"
+
+    a = Anchorer(env.recorder.sessions, env.contract, LoopConfig(1, 0, confirmations, poll_seconds=0.1))
+    a.run(once=True, on_step=on_step)  # returns once idle: the checkpoint is anchored
+    cp = env.contract.latest()
+    assert cp is not None and cp.size == 2
+    assert _only_attempt(env).status == "confirmed"
+    assert "anchored" in seen and seen[-1] == "idle"
+    assert any(m.endswith("2/3 confirmations") for m in caplog.messages)
 
 
 def test_a_reorg_that_drops_the_anchor_is_detected_and_the_checkpoint_resent(env: ChainEnv) -> None:

@@ -9,6 +9,7 @@ import json
 import random
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from fastapi.testclient import TestClient
 from anchor.api import AppConfig, create_app
 from anchor.db import session_factory, transaction
 from anchor.db.migrate import upgrade
+from anchor.errors import InputError
+from anchor.keyfiles import write_key_file
 from anchor.leaf import leaf_hash
 from anchor.log import checkpoints
 from anchor.merkle import reference as ref
@@ -25,18 +28,19 @@ from anchor.merkle import sha256_hasher, verify_inclusion
 from anchor.receipts import Receipt
 from anchor.records import Record
 from anchor.records.eip712 import SECP256K1_N
-from anchor.transparency.checkpoint import open_checkpoint
+from anchor.settings import Settings
+from anchor.transparency.checkpoint import log_note_signer, open_checkpoint
 from anchor.transparency.note import VerifierKey
 from anchor.transparency.tiles import decode_bundle, next_level
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
-from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, make_record_v1, other_key
+from tests.anchor.factory import DOMAIN, PROVIDER, RECEIPT_KEY, entry, make_record, make_record_v1, other_key
 
 
 def _log_size(client) -> int:
     return client.get("/v1/log").json()["size"]
 
 
-def test_post_returns_a_receipt_signed_by_the_log_key_and_is_idempotent(client) -> None:
+def test_post_returns_a_receipt_signed_by_the_receipt_key_and_is_idempotent(client) -> None:
     rec = make_record("req-1")
     r = client.post("/v1/records", json=entry(rec))
     assert r.status_code == 201, r.text
@@ -47,7 +51,7 @@ def test_post_returns_a_receipt_signed_by_the_log_key_and_is_idempotent(client) 
     assert receipt.max_merge_delay == MAX_MERGE_DELAY
     assert body["created"] is True
     signer = receipt.signer(bytes.fromhex(body["signature"][2:]), DOMAIN)
-    assert signer == LOG_KEY.public_key.to_checksum_address()
+    assert signer == RECEIPT_KEY.public_key.to_checksum_address()
 
     again = client.post("/v1/records", json=entry(rec))
     assert again.status_code == 200
@@ -322,7 +326,7 @@ def test_record_size_limits_are_settings(database_url: str) -> None:
 
     seed_registry(database_url)
     policy = RecordPolicy(max_tokens=50, max_bytes=1200)
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, policy))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, policy))
     with TestClient(app) as c:
         r = c.post("/v1/records", json=entry(make_record("t-1", n_prompt=20, n_output=40)))
         assert r.status_code == 422 and r.json()["error"] == {
@@ -349,7 +353,7 @@ def test_engine_sampled_records_need_the_policy(database_url: str) -> None:
     body["record"]["decode"].update(sampler="engine", seed=None)
     engine = _resign(body["record"])
     app = create_app(
-        AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, RecordPolicy(allow_engine=True))
+        AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, RecordPolicy(allow_engine=True))
     )
     with TestClient(app) as c:
         assert c.post("/v1/records", json=engine).status_code == 201
@@ -362,7 +366,7 @@ def test_api_key_is_required_when_the_provider_has_one(database_url: str) -> Non
     from anchor.api import AppConfig, create_app
 
     seed_registry(database_url, api_key="secret-key")
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))
     with TestClient(app) as c:
         body = entry(make_record("k1"))
         r = c.post("/v1/records", json=body)
@@ -449,6 +453,33 @@ def test_checkpoint_is_a_signed_note_of_the_latest_checkpoint(client) -> None:
     leaves = [leaf_hash(PROVIDER, x.digest()) for x in records]
     assert (got.size, got.root) == (3, ref.root(sha256_hasher, leaves))  # the checkpoint, not the log head
     assert client.get("/v1/log").json()["checkpointKey"] == log["checkpointKey"]  # stable across calls
+    # The note key derives from the receipt key (the recorder holds no other secret).
+    assert key.encode() == log_note_signer(log["origin"], RECEIPT_KEY.to_bytes()).verifier.encode()
+
+
+def test_the_recorder_loads_the_receipt_key_file_and_never_the_log_key(tmp_path: Path) -> None:
+    """Settings: <home>/receipt.key (0600) signs; no log key is configured, and none is needed. A
+    receipt key file others may read stops the recorder, naming the file and the fix."""
+    (tmp_path / "deployment.json").write_text(
+        json.dumps({"chainId": DOMAIN.chain_id, "addresses": {"ToplocAudit": DOMAIN.contract}})
+    )
+    path = tmp_path / "receipt.key"
+    write_key_file(path, RECEIPT_KEY.to_hex())
+    env = {"TOPLOC_AUDIT_HOME": str(tmp_path), "TOPLOC_AUDIT_STAKE_CHECK": "false"}
+    config = AppConfig.from_settings(Settings.from_env(env))
+    assert config.receipt_key == RECEIPT_KEY
+    assert not (tmp_path / "log.key").exists()
+    path.chmod(0o640)
+    with pytest.raises(InputError) as e:
+        AppConfig.from_settings(Settings.from_env(env))
+    assert e.value.field == str(path) and e.value.reason.endswith(f"run `chmod 600 {path}`")
+    path.unlink()
+    with pytest.raises(InputError) as e:
+        AppConfig.from_settings(Settings.from_env(env))
+    assert (e.value.field, e.value.reason) == (
+        "TOPLOC_AUDIT_RECEIPT_KEY",
+        f"not set, and {path} does not exist",
+    )
 
 
 def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
@@ -577,7 +608,7 @@ def test_health_and_readiness(client) -> None:
 def test_readiness_is_a_503_naming_the_database_when_it_is_gone(tmp_path) -> None:
     db = tmp_path / "gone.sqlite3"
     upgrade(f"sqlite:///{db}")
-    app = create_app(AppConfig(f"sqlite:///{db}", DOMAIN, LOG_KEY, MAX_MERGE_DELAY))
+    app = create_app(AppConfig(f"sqlite:///{db}", DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))
     with TestClient(app) as c:
         assert c.get("/readyz").status_code == 200
         app.state.engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from anchor.api import AppConfig, create_app
 from anchor.receipts import Receipt
-from tests.anchor.chain_env import OPERATOR, ChainEnv, chain_env
+from tests.anchor.chain_env import OPERATOR, RECEIPT_SIGNER, ChainEnv, chain_env
 from tests.anchor.conftest import MAX_MERGE_DELAY
 from tests.anchor.factory import entry, make_record, other_key
 
@@ -26,7 +26,7 @@ def env(database_url: str, tmp_path: Path) -> Iterator[ChainEnv]:
 
 @pytest.mark.slow
 def test_ingest_anchor_trail_and_verify_receipt(env: ChainEnv, tmp_path: Path) -> None:
-    config = AppConfig(env.database_url, env.domain, keys.PrivateKey(OPERATOR.key), MAX_MERGE_DELAY)
+    config = AppConfig(env.database_url, env.domain, keys.PrivateKey(RECEIPT_SIGNER.key), MAX_MERGE_DELAY)
     app = create_app(config)
     with TestClient(app) as client:
         bodies = [entry(make_record(f"e2e-{i}"), domain=env.domain) for i in range(3)]
@@ -96,11 +96,19 @@ def test_ingest_anchor_trail_and_verify_receipt(env: ChainEnv, tmp_path: Path) -
 
     assert "on chain is size 3 root" in tampered(fake_root_in_a_format_1_file)
 
-    def not_the_operator(d: dict) -> None:
-        receipt = Receipt.from_json(d["receipt"])
-        d["receiptSignature"] = "0x" + receipt.sign(other_key("rogue log"), env.domain).hex()
+    def signed_by(key: keys.PrivateKey) -> Callable[[dict], None]:
+        def change(d: dict) -> None:
+            receipt = Receipt.from_json(d["receipt"])
+            d["receiptSignature"] = "0x" + receipt.sign(key, env.domain).hex()
 
-    assert "but the contract's operator is" in tampered(not_the_operator)
+        return change
+
+    wrong_signer = f"but the contract's receiptSigner is {RECEIPT_SIGNER.address}"
+    assert wrong_signer in tampered(signed_by(other_key("rogue log")))
+    # The operator's transaction key does not speak for the log either: only the receiptSigner does.
+    assert f"receipt signed by {OPERATOR.address}, {wrong_signer}" in tampered(
+        signed_by(keys.PrivateKey(OPERATOR.key))
+    )
 
 
 @pytest.mark.slow

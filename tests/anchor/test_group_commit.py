@@ -20,7 +20,7 @@ from anchor.merkle import sha256_hasher
 from anchor.records.group_commit import GroupCommit
 from anchor.records.ingest import Accepted, NotRegisteredError, Recorder, Submission
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
-from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, other_key
+from tests.anchor.factory import DOMAIN, PROVIDER, RECEIPT_KEY, entry, make_record, other_key
 
 
 class GatedRecorder(Recorder):
@@ -28,7 +28,7 @@ class GatedRecorder(Recorder):
     queue up meanwhile); records every batch it is asked to submit."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
-        super().__init__(sessions, DOMAIN, LOG_KEY, MAX_MERGE_DELAY)
+        super().__init__(sessions, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY)
         self.gate = threading.Event()
         self.batches: list[list[str]] = []
 
@@ -95,7 +95,7 @@ def test_concurrent_singles_share_one_transaction_and_get_their_own_receipts(rec
     assert sorted(indexes) == list(range(8)) and indexes[0] == 0
     for sub, r in zip(subs, results, strict=True):
         assert r.receipt.record_digest == sub.digest
-        assert r.receipt.signer(r.signature, DOMAIN) == LOG_KEY.public_key.to_checksum_address()
+        assert r.receipt.signer(r.signature, DOMAIN) == RECEIPT_KEY.public_key.to_checksum_address()
     leaves = [b""] * 8
     for sub, r in zip(subs, results, strict=True):
         leaves[r.receipt.log_index] = leaf_hash(PROVIDER, sub.digest)

@@ -18,8 +18,8 @@ from anchor.chain.provider_stakes import ProviderStakes
 from anchor.errors import InputError
 from anchor.settings import Settings
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
-from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, PROVIDER_KEY, entry, make_record, other_key
-from tests.fixtures.chain import AuditChain
+from tests.anchor.factory import DOMAIN, PROVIDER, PROVIDER_KEY, RECEIPT_KEY, entry, make_record, other_key
+from tests.fixtures.chain import RECEIPT_SIGNER, AuditChain
 
 
 def _log_size(client: TestClient) -> int:
@@ -30,7 +30,7 @@ def test_records_of_providers_without_stake_are_refused(audit: AuditChain, datab
     seed_registry(database_url)
     now = [0.0]
     stakes = ProviderStakes(audit.client(), max_age=30, clock=lambda: now[0])
-    config = AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem)
+    config = AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem)
     app = create_app(config)
     minimum = audit.parameters.minProviderStake
     with TestClient(app) as client:
@@ -77,7 +77,9 @@ def test_a_chain_that_does_not_answer_is_a_503(audit: AuditChain, database_url: 
     seed_registry(database_url)
     down = ToplocAuditClient(Web3(Web3.HTTPProvider("http://127.0.0.1:9")), audit.deployment.address)
     stakes = ProviderStakes(down, max_age=30)
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem))
+    app = create_app(
+        AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem)
+    )
     with TestClient(app) as client:
         r = client.post("/v1/records", json=entry(make_record("d-0")))
         assert r.status_code == 503, r.text
@@ -92,7 +94,7 @@ def test_settings_turn_the_check_on_by_default_and_pass_the_record_policy(
     audit.deployment.save(tmp_path / "deployment.json")
     base = {
         "TOPLOC_AUDIT_HOME": str(tmp_path),
-        "TOPLOC_AUDIT_LOG_KEY": LOG_KEY.to_hex(),
+        "TOPLOC_AUDIT_RECEIPT_KEY": RECEIPT_SIGNER.key.hex(),
         "TOPLOC_AUDIT_MAX_MERGE_DELAY": str(audit.parameters.maxMergeDelay),
     }
     config = AppConfig.from_settings(Settings.from_env(base | {"TOPLOC_AUDIT_RECORD_ALLOW_ENGINE": "yes"}))
@@ -103,6 +105,15 @@ def test_settings_turn_the_check_on_by_default_and_pass_the_record_policy(
     with pytest.raises(InputError) as bad:
         Settings.from_env(base | {"TOPLOC_AUDIT_STAKE_CHECK": "maybe"})
     assert bad.value.field == "TOPLOC_AUDIT_STAKE_CHECK"
+    # A receipt key the contract does not publish (here the operator's): the recorder will not start.
+    wrong = base | {"TOPLOC_AUDIT_RECEIPT_KEY": audit.operator.key.hex()}
+    with pytest.raises(InputError) as bad:
+        AppConfig.from_settings(Settings.from_env(wrong))
+    assert (bad.value.field, bad.value.reason) == (
+        "TOPLOC_AUDIT_RECEIPT_KEY",
+        f"is the key of {audit.operator.address}, but the contract's receiptSigner is "
+        f"{RECEIPT_SIGNER.address}: no receipt it signed would verify",
+    )
     # Receipts promising later anchoring than the contract's unbonding covers: the recorder will not start.
     late = base | {"TOPLOC_AUDIT_MAX_MERGE_DELAY": str(audit.parameters.maxMergeDelay + 1)}
     with pytest.raises(InputError) as bad:

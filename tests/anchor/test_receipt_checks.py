@@ -24,14 +24,14 @@ from tests.anchor.factory import (
     CHAIN_ID,
     CONTRACT,
     DOMAIN,
-    LOG_KEY,
     PROVIDER,
     PROVIDER_KEY,
+    RECEIPT_KEY,
     make_record,
     other_key,
 )
 
-OPERATOR = LOG_KEY.public_key.to_checksum_address()
+RECEIPT_SIGNER = RECEIPT_KEY.public_key.to_checksum_address()
 TIME, DELAY = 1_000_000, 300
 
 
@@ -46,12 +46,12 @@ def _file_and_view() -> tuple[ReceiptFile, ChainView]:
         contract=CONTRACT,
         provider=PROVIDER,
         receipt=receipt,
-        receipt_signature=receipt.sign(LOG_KEY, DOMAIN),
+        receipt_signature=receipt.sign(RECEIPT_KEY, DOMAIN),
         provider_signature=sign_digest(PROVIDER_KEY, DOMAIN.record_digest(digest)),
         inclusion=Inclusion(1, 5, root, tuple(reference.inclusion_proof(sha256_hasher, 2, leaves))),
     )
     cp = OnChainCheckpoint(1, 5, root, TIME + 10)
-    return rf, ChainView(CHAIN_ID, OPERATOR, 1, cp, True, cp)
+    return rf, ChainView(CHAIN_ID, RECEIPT_SIGNER, 1, cp, True, cp)
 
 
 def test_an_honest_file_passes_every_step() -> None:
@@ -95,3 +95,13 @@ def test_each_tampering_fails_at_its_own_step_naming_the_field() -> None:
     for i, (file, chain, step, field, passed) in enumerate(cases):
         e = _fails(file, chain)
         assert (e.step, e.field, len(e.passed)) == (step, field, passed), (i, str(e))
+
+
+def test_a_receipt_signed_with_the_operator_key_is_not_the_logs() -> None:
+    """Only the contract's receiptSigner speaks for the log: the operator's transaction key does not."""
+    rf, view = _file_and_view()
+    operator_key = other_key("operator")
+    operator = operator_key.public_key.to_checksum_address()
+    e = _fails(replace(rf, receipt_signature=rf.receipt.sign(operator_key, DOMAIN)), view)
+    assert (e.step, e.field, len(e.passed)) == ("receipt signature", "receiptSignature", 1)
+    assert e.reason == f"receipt signed by {operator}, but the contract's receiptSigner is {RECEIPT_SIGNER}"

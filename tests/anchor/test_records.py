@@ -23,9 +23,9 @@ from tests.anchor.factory import (
     CHAIN_ID,
     CONTRACT,
     DOMAIN,
-    LOG_KEY,
     PROVIDER,
     PROVIDER_KEY,
+    RECEIPT_KEY,
     entry,
     make_record,
     make_record_v1,
@@ -274,8 +274,8 @@ def test_fast_eip712_digests_match_eth_account() -> None:
         "maximumMergeDelay": 3600,
     }
     assert receipt.digest(DOMAIN) == bytes(_hash_eip191_message(encode_typed_data(full_message=typed)))
-    signed = Account.sign_typed_data(LOG_KEY.to_bytes(), full_message=typed)
-    assert receipt.sign(LOG_KEY, DOMAIN) == bytes(signed.signature)
+    signed = Account.sign_typed_data(RECEIPT_KEY.to_bytes(), full_message=typed)
+    assert receipt.sign(RECEIPT_KEY, DOMAIN) == bytes(signed.signature)
 
 
 def test_receipt_file_round_trip_and_field_errors() -> None:
@@ -286,7 +286,7 @@ def test_receipt_file_round_trip_and_field_errors() -> None:
         CONTRACT,
         PROVIDER,
         receipt,
-        receipt.sign(LOG_KEY, DOMAIN),
+        receipt.sign(RECEIPT_KEY, DOMAIN),
         bytes.fromhex(entry(rec)["signature"][2:]),
         None,
     )

@@ -109,7 +109,7 @@ def test_a_third_party_reads_checks_and_disputes_over_http(
     assert published == httpx.get(url + "/v1/log").json()["checkpointKey"] == data["checkpointKey"]
     pinned = env.cli("verify-receipt", str(bundle), "--deployment", deployment, **NO_DB)
     assert pinned.returncode == 0, pinned.stderr
-    assert "signed by the operator" in pinned.stdout
+    assert "signed by the receipt signer" in pinned.stdout and "by the operator" in pinned.stdout
     full = env.cli("verify-receipt", str(bundle), "--rpc", env.node.url, **NO_DB)
     assert full.returncode == 0, full.stderr
     assert "anchor transaction 0x" in full.stdout and "mined in block" in full.stdout

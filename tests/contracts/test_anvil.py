@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,22 @@ def test_rpc_errors_are_chain_errors() -> None:
     with anvil_node() as node, pytest.raises(ChainError) as err:
         rpc_call(node.url, "no_such_method")
     assert "no_such_method failed" in str(err.value)
+
+
+def test_a_block_time_mines_on_schedule_and_still_mines_each_transaction_at_once() -> None:
+    """`chain up`'s mode: --block-time alone would hold every transaction until the next tick."""
+    with anvil_node(block_time=3600) as node:  # no scheduled block can come during the test
+        w3 = node.web3()
+        before = w3.eth.block_number
+        sender = dev_account(0)
+        tx = {"to": dev_account(1).address, "value": 1, "gas": 21_000, "chainId": DEV_CHAIN_ID,
+              "nonce": 0, "gasPrice": w3.eth.gas_price}  # fmt: skip
+        tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        # Mined on arrival (within moments), not at the next tick an hour away.
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+        assert receipt["status"] == 1 and receipt["blockNumber"] > before
+    with anvil_node(block_time=0.2) as node:
+        deadline = time.monotonic() + 60
+        while int(node.rpc("eth_blockNumber"), 16) < 3:  # no transaction is sent: the schedule mines
+            assert time.monotonic() < deadline, "no scheduled blocks within 60 s"
+            time.sleep(0.05)  # polling another process, with a deadline

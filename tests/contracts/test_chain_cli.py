@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -13,10 +14,14 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from eth_account import Account
 
 from anchor.chain.anvil import AnvilNode, dev_account, free_port
+from anchor.chain.client import ToplocAuditClient
+from anchor.chain.connection import connect
 from anchor.chain.deployment import Deployment
 from anchor.errors import InputError
+from anchor.keyfiles import read_key_file, write_key_file
 from anchor.settings import child_env
 from toploc_audit.cli import cli
 
@@ -67,9 +72,21 @@ def test_detached_up_info_down_and_reuse(tmp_path: Path) -> None:
         assert deployment.operator == dev_account(1).address
         key = (home / "log.key").read_text().strip().removeprefix("0x")
         assert key == dev_account(1).key.hex().removeprefix("0x")
+        # The receipt key is a fresh one of its own, published by the contract; both files owner-only.
+        receipt_key = Account.from_key(bytes.fromhex(read_key_file(home / "receipt.key")))
+        assert deployment.receipt_signer == receipt_key.address != deployment.operator
+        assert f"wrote a new receipt key to {home / 'receipt.key'} ({receipt_key.address})" in up.output
+        client = ToplocAuditClient(connect(deployment.rpc_url), deployment.address)
+        assert (client.operator(), client.receipt_signer()) == (deployment.operator, receipt_key.address)
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.glob("*.key")} == {
+            "log.key": 0o600,
+            "receipt.key": 0o600,
+        }
+        assert "Anvil mines a block every 2 s and on each transaction" in up.output
         info = _invoke(home, "chain", "info")
         assert info.exit_code == 0, info.output
-        assert deployment.address in info.output and "checkpoints  0" in info.output
+        assert deployment.address in info.output and "checkpoints     0" in info.output
+        assert f"receipt signer  {receipt_key.address}" in info.output
         _refused(
             _invoke(home, "chain", "up", "--detach", "--port", str(port)),
             "chain",
@@ -145,7 +162,7 @@ def test_deploy_to_a_node(tmp_path: Path, anvil: AnvilNode) -> None:
     home = tmp_path / "state"
     key_file = tmp_path / "deployer.key"
     deployer = dev_account(30)
-    key_file.write_text(deployer.key.hex() + "\n")
+    write_key_file(key_file, deployer.key.hex())
     operator = dev_account(31).address
     w3 = anvil.web3()
     nonce = w3.eth.get_transaction_count(deployer.address)
@@ -154,12 +171,20 @@ def test_deploy_to_a_node(tmp_path: Path, anvil: AnvilNode) -> None:
     _refused(_invoke(home, *deploy, "--operator", operator, "--set", "quorum=1"), "quorum", "strict majority")
     _refused(_invoke(home, *deploy), "operator", "not given")
     wrong_key = tmp_path / "bad.key"
-    wrong_key.write_text("not a key")
+    write_key_file(wrong_key, "not a key")
     bad_key = _invoke(
         home, "chain", "deploy", "--rpc", anvil.url, "--key-file", str(wrong_key), "--operator", operator
     )
     _refused(bad_key, "key-file", "does not hold")
     _refused(_invoke(home, *deploy, "--operator", "0x12"), "operator", "is not an address")
+    _refused(
+        _invoke(home, *deploy, "--operator", operator, "--receipt-signer", "0x12"),
+        "receipt-signer",
+        "is not an address",
+    )
+    key_file.chmod(0o644)  # as ssh does: a key others may read is refused, and the fix is named
+    _refused(_invoke(home, *deploy, "--operator", operator), str(key_file), f"run `chmod 600 {key_file}`")
+    key_file.chmod(0o600)
     assert w3.eth.get_transaction_count(deployer.address) == nonce  # nothing was sent
     assert not (home / "deployment.json").exists()
 
@@ -167,6 +192,10 @@ def test_deploy_to_a_node(tmp_path: Path, anvil: AnvilNode) -> None:
     assert ok.exit_code == 0, ok.output
     deployment = Deployment.load(home / "deployment.json")
     assert (deployment.operator, deployment.deployer) == (operator, deployer.address)
+    # No receipt key was configured: a fresh one was written (0600) and the contract publishes it.
+    receipt_key = Account.from_key(bytes.fromhex(read_key_file(home / "receipt.key")))
+    assert deployment.receipt_signer == receipt_key.address
+    assert ToplocAuditClient(w3, deployment.address).receipt_signer() == receipt_key.address
     assert deployment.parameters.bond == 2 * 10**17
     deployment.check_on_chain(w3)
 

@@ -13,11 +13,12 @@ from eth_utils import keccak
 
 from anchor.chain import solc
 from anchor.chain.artifacts import load_artifact
+from anchor.chain.client import ToplocAuditClient
 from anchor.chain.deployment import Deployment, deploy_contract, deploy_toploc_audit
 from anchor.chain.errors import ChainError, ContractRevert
 from anchor.chain.parameters import ETHER, Parameters
 from anchor.errors import InputError
-from tests.fixtures.chain import TEST_PARAMETERS, AuditChain
+from tests.fixtures.chain import RECEIPT_SIGNER, TEST_PARAMETERS, AuditChain
 
 UNBONDING = (
     "must exceed maxMergeDelay + disputeWindow"
@@ -95,7 +96,7 @@ def test_bad_parameters_are_refused_by_python_and_by_the_contract(
             audit.w3,
             deployer,
             load_artifact("ToplocAudit"),
-            (audit.operator.address, tuple(raw[n] for n in order)),
+            (audit.operator.address, RECEIPT_SIGNER.address, tuple(raw[n] for n in order)),
         )
     assert revert.value.name == "AuditParametersInvalid"
     assert revert.value.values == {"parameter": name, "reason": reason}
@@ -108,18 +109,37 @@ def test_every_rule_has_a_bad_row() -> None:
     assert rules == {(name, reason) for name, _, reason, _ in BAD}
 
 
-def test_zero_operator_is_refused(audit: AuditChain) -> None:
-    with pytest.raises(ContractRevert) as err:
-        deploy_contract(
-            audit.w3,
-            audit.accounts[0],
-            load_artifact("ToplocAudit"),
-            ("0x" + "00" * 20, TEST_PARAMETERS.to_abi()),
-        )
-    assert err.value.name == "CheckpointLogZeroOperator"
-    with pytest.raises(InputError) as bad:
-        deploy_toploc_audit(audit.w3, audit.accounts[0], "0x1234", TEST_PARAMETERS, audit.node.url)
-    assert bad.value.field == "operator"
+def test_zero_operator_or_receipt_signer_is_refused(audit: AuditChain) -> None:
+    zero, someone = "0x" + "00" * 20, audit.accounts[1].address
+    for args, error in (
+        ((zero, someone), "CheckpointLogZeroOperator"),
+        ((someone, zero), "CheckpointLogZeroReceiptSigner"),
+    ):
+        with pytest.raises(ContractRevert) as err:
+            deploy_contract(
+                audit.w3, audit.accounts[0], load_artifact("ToplocAudit"), (*args, TEST_PARAMETERS.to_abi())
+            )
+        assert err.value.name == error
+    for operator, receipt_signer, field in (
+        ("0x1234", someone, "operator"),
+        (someone, "0x12", "receipt-signer"),
+    ):
+        with pytest.raises(InputError) as bad:
+            deploy_toploc_audit(
+                audit.w3,
+                audit.accounts[0],
+                operator,
+                TEST_PARAMETERS,
+                audit.node.url,
+                receipt_signer=receipt_signer,
+            )
+        assert bad.value.field == field
+
+
+def test_the_contract_publishes_its_receipt_signer_apart_from_the_operator(audit: AuditChain) -> None:
+    client = ToplocAuditClient(audit.w3, audit.deployment.address)
+    assert client.receipt_signer() == RECEIPT_SIGNER.address == audit.deployment.receipt_signer
+    assert client.operator() == audit.deployment.operator != RECEIPT_SIGNER.address
 
 
 def test_overrides_and_amounts() -> None:
@@ -195,6 +215,16 @@ def test_deployment_file_errors(audit: AuditChain, tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         Deployment.load(path)
     assert err.value.field == "operator"
+    # A version 1 file (before receiptSigner) names a contract this code cannot use: refused, named.
+    old = {k: v for k, v in audit.deployment.to_json().items() if k != "receiptSigner"} | {"version": 1}
+    path.write_text(json.dumps(old))
+    with pytest.raises(InputError) as err:
+        Deployment.load(path)
+    assert (err.value.field, err.value.reason) == ("version", "deployment file version 1, want 2")
+    path.write_text(json.dumps(audit.deployment.to_json() | {"receiptSigner": "0x12"}))
+    with pytest.raises(InputError) as err:
+        Deployment.load(path)
+    assert err.value.field == "receiptSigner"
     moved = Deployment.from_json(
         audit.deployment.to_json() | {"addresses": {"ToplocAudit": audit.operator.address}}
     )

@@ -14,6 +14,7 @@ from anchor.chain.deployment import Deployment
 from anchor.chain.errors import ContractRevert
 from anchor.chain.parameters import ETHER
 from anchor.errors import InputError
+from anchor.keyfiles import write_key_file
 from tests.contracts.test_chain_cli import _invoke
 from toploc_audit.cli import cli
 
@@ -39,9 +40,8 @@ def _balance(home: Path, *args: str) -> dict[str, object]:
 def home(tmp_path: Path):  # type: ignore[no-untyped-def]
     home = tmp_path / "state"
     _ok(_invoke(home, "chain", "up", "--detach", "--port", str(free_port())))
-    (home / "provider.key").write_text(PROVIDER.key.hex())
-    (home / "validators").mkdir()
-    (home / "validators" / f"{VALIDATOR.address}.key").write_text(VALIDATOR.key.hex())
+    write_key_file(home / "provider.key", PROVIDER.key.hex())
+    write_key_file(home / "validators" / f"{VALIDATOR.address}.key", VALIDATOR.key.hex())
     try:
         yield home
     finally:
@@ -101,10 +101,18 @@ def test_bad_input_names_the_field_and_sends_nothing(home: Path) -> None:
     ):
         result = _invoke(home, *args)
         assert isinstance(result.exception, InputError) and result.exception.field == field, (args, result)
-    (home / "validators" / "0xother.key").write_text(PROVIDER.key.hex())
+    write_key_file(home / "validators" / "0xother.key", PROVIDER.key.hex())
     result = _invoke(home, "stake", "1ether", "--as", "validator")
     assert isinstance(result.exception, InputError) and "2 key files" in result.exception.reason
     assert _balance(home)["role"] == "none"
+    key = home / "provider.key"
+    key.chmod(0o644)  # readable by others: refused as ssh refuses it, the file and the fix named
+    result = _invoke(home, "stake", "1ether")
+    assert isinstance(result.exception, InputError) and result.exception.field == str(key), result
+    assert result.exception.reason == (
+        "permissions 0644 are too open: a private key must be accessible by its owner only; "
+        f"run `chmod 600 {key}`"
+    )
 
 
 def test_declare_model_on_chain(home: Path) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from anchor.chain.anvil import dev_account, free_port
 from anchor.chain.parameters import ETHER
+from anchor.keyfiles import write_key_file
 from tests.fixtures.celery import REPO_ROOT, wait_for
 
 pytestmark = pytest.mark.slow
@@ -107,8 +108,7 @@ def cli(tmp_path: Path, smollm2_dir: Path) -> Iterator[Cli]:
 
 def _key(home: Path, name: str, key: bytes) -> Path:
     path = home / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(key.hex())
+    write_key_file(path, key.hex())
     return path
 
 

@@ -19,8 +19,9 @@ from anchor.records import Record
 from anchor.records.registry import declare_model, limits_from_folder
 from gpu_core.runner.fingerprint import fingerprint_model
 from tests.fixtures.celery import REPO_ROOT, free_port, wait_for
+from tests.fixtures.chain import RECEIPT_SIGNER
 from tests.verifier.chain_env import Chain, open_chain
-from tests.verifier.stack import OPERATOR, PROVIDER, VALIDATORS
+from tests.verifier.stack import PROVIDER, VALIDATORS
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def recorder(sqlite_chain: Chain, smollm2_dir: Path) -> Iterator[tuple[Chain, st
     with transaction(chain.recorder.sessions) as s:
         declare_model(s, smollm2_dir.name, fingerprint_model(smollm2_dir), limits_from_folder(smollm2_dir))
     port = free_port()
-    env = chain.env(TOPLOC_AUDIT_LOG_KEY=OPERATOR.key.hex(), TOPLOC_AUDIT_API_PORT=str(port))
+    env = chain.env(TOPLOC_AUDIT_RECEIPT_KEY=RECEIPT_SIGNER.key.hex(), TOPLOC_AUDIT_API_PORT=str(port))
     server = subprocess.Popen(
         [sys.executable, "-m", "toploc_audit", "serve"],
         cwd=REPO_ROOT,

@@ -24,6 +24,7 @@ from anchor.records.registry import declare_model, register_provider
 from anchor.settings import Settings, child_env
 from tests.anchor.factory import LIMITS, MODEL, make_record
 from tests.fixtures.celery import REPO_ROOT
+from tests.fixtures.chain import RECEIPT_SIGNER
 from tests.verifier.stack import CHALLENGER, DEPLOYER, OPERATOR, PARAMETERS, PROVIDER, VALIDATORS
 from toploc_audit.commands.generate import signed_entry
 from verifier.celery_app import make_app
@@ -141,7 +142,9 @@ def open_chain(database_url: str, tmp_path: Path) -> Iterator[Chain]:
     node = start_anvil(accounts=8)
     try:
         w3 = node.web3()
-        deployment = deploy_toploc_audit(w3, DEPLOYER, OPERATOR.address, PARAMETERS, node.url)
+        deployment = deploy_toploc_audit(
+            w3, DEPLOYER, OPERATOR.address, PARAMETERS, node.url, receipt_signer=RECEIPT_SIGNER.address
+        )
         deployment.save(tmp_path / "deployment.json")
         client = ToplocAuditClient(w3, deployment.address)
         client.as_account(PROVIDER).stake(Role.PROVIDER, 5 * PARAMETERS.slashAmount)
@@ -153,7 +156,7 @@ def open_chain(database_url: str, tmp_path: Path) -> Iterator[Chain]:
             register_provider(s, PROVIDER.address)
             declare_model(s, MODEL.name, MODEL.fingerprint, LIMITS)
         domain = Domain.of(deployment.chain_id, deployment.address)
-        recorder = Recorder(sessions, domain, keys.PrivateKey(OPERATOR.key), 3600)
+        recorder = Recorder(sessions, domain, keys.PrivateKey(RECEIPT_SIGNER.key), 3600)
         yield Chain(node, deployment, database_url, tmp_path, recorder)
         engine.dispose()
     finally:

@@ -31,13 +31,14 @@ from anchor.chain.deployment import Deployment, deploy_toploc_audit
 from anchor.chain.parameters import ETHER
 from anchor.db import make_engine, session_factory, transaction
 from anchor.db.models import Dispute
+from anchor.keyfiles import write_key_file
 from anchor.records import Record
 from anchor.records.eip712 import Domain
 from anchor.records.ingest import Recorder, Submission
 from anchor.records.registry import declare_model, limits_from_folder, register_provider
 from anchor.settings import child_env
 from tests.fixtures.celery import REPO_ROOT, WorkerProcess, free_port, start_worker, wait_for
-from tests.fixtures.chain import TEST_PARAMETERS
+from tests.fixtures.chain import RECEIPT_SIGNER, TEST_PARAMETERS
 from toploc_audit.commands.generate import signed_entry
 from verifier.disputes import Filed, file_dispute, plan_dispute
 
@@ -181,8 +182,7 @@ class Stack:
 
     def start_worker(self, validator: LocalAccount, pool: str = "prefork") -> WorkerProcess:
         key_file = self.home / "validators" / f"{validator.address}.key"
-        key_file.parent.mkdir(exist_ok=True)
-        key_file.write_text(validator.key.hex())
+        write_key_file(key_file, validator.key.hex(), replace=True)  # a restarted worker writes it again
         env = self.env(TOPLOC_AUDIT_MODELS=str(self.models_dir(validator)))
         name = f"validator-{VALIDATORS.index(validator)}"
         worker = start_worker(env, key_file, self.home / f"{name}.log", name, pool)
@@ -279,7 +279,9 @@ def build_stack(home: Path, database_url: str, broker_url: str, queue_prefix: st
     try:
         proxy.start()
         w3 = node.web3()
-        deployment = deploy_toploc_audit(w3, DEPLOYER, OPERATOR.address, PARAMETERS, node.url)
+        deployment = deploy_toploc_audit(
+            w3, DEPLOYER, OPERATOR.address, PARAMETERS, node.url, receipt_signer=RECEIPT_SIGNER.address
+        )
         deployment.save(home / "deployment.json")
         client = ToplocAuditClient(w3, deployment.address)
         client.as_account(PROVIDER).stake(Role.PROVIDER, PROVIDER_STAKE)
@@ -290,7 +292,7 @@ def build_stack(home: Path, database_url: str, broker_url: str, queue_prefix: st
         with transaction(sessions) as s:
             register_provider(s, PROVIDER.address, "test provider")
         domain = Domain.of(deployment.chain_id, deployment.address)
-        recorder = Recorder(sessions, domain, keys.PrivateKey(OPERATOR.key), 3600)
+        recorder = Recorder(sessions, domain, keys.PrivateKey(RECEIPT_SIGNER.key), 3600)
         stack = Stack(
             home, node, proxy, deployment, database_url, broker_url, queue_prefix, sessions, recorder
         )

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select, update
 
 from anchor.db import transaction
-from anchor.db.models import ChainEvent, Dispute, Payout, Vote
+from anchor.db.models import ChainEvent, Dispute, Payout, Slash, Vote
 from anchor.db.models import Record as RecordRow
 from tests.verifier.chain_env import Chain
 from tests.verifier.stack import CHALLENGER
-from verifier.models import ABSTAINING, PENDING, Slash, Validation
+from verifier.models import ABSTAINING, PENDING, Validation
 from verifier.validation import load_jobs
 
 pytestmark = pytest.mark.slow

@@ -38,19 +38,37 @@ def _parameters(overrides: tuple[str, ...]) -> Any:
     "--detach", is_flag=True, help="Leave Anvil running in the background; stop it with `chain down`."
 )
 @click.option("--fresh", is_flag=True, help="Discard the saved chain state and deploy anew.")
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0),
+    help="Seconds between blocks mined without transactions; 0: only on transactions "
+    "[default: TOPLOC_AUDIT_CHAIN_BLOCK_TIME or 2].",
+)
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
-def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None:
+def up(port: int, detach: bool, fresh: bool, block_time: float | None, overrides: tuple[str, ...]) -> None:
     """Start Anvil on 127.0.0.1 and deploy ToplocAudit (or reuse the deployment the saved chain
     still holds). The chain state lives in <home>/anvil/, so a restart keeps every block.
 
+    Anvil mines each transaction at once and, besides, a block every --block-time seconds, so the
+    anchor loop's confirmations (and draw delays) arrive on an idle chain.
+
     The deployer is Anvil dev account 0. The operator is the log key's address (TOPLOC_AUDIT_LOG_KEY
     or <home>/log.key); without one, dev account 1, whose well-known key is written to
-    <home>/log.key. Runs until Ctrl-C unless --detach.
+    <home>/log.key. The receipt signer is the receipt key's address (TOPLOC_AUDIT_RECEIPT_KEY or
+    <home>/receipt.key); without one, a fresh random key is written to <home>/receipt.key. Key files
+    are written with mode 0600. Runs until Ctrl-C unless --detach.
     """
     from rich.console import Console
 
     from anchor.chain.anvil import start_anvil
-    from anchor.chain.local import LocalChainFiles, deploy_dev, dev_operator, reusable_deployment, running_pid
+    from anchor.chain.local import (
+        LocalChainFiles,
+        deploy_dev,
+        dev_operator,
+        ensure_receipt_signer,
+        reusable_deployment,
+        running_pid,
+    )
     from anchor.errors import InputError
     from anchor.settings import Settings
 
@@ -67,8 +85,11 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
     if fresh:
         files.state.unlink(missing_ok=True)
     console = Console(stderr=True)
+    interval = settings.chain_block_time if block_time is None else block_time
     with console.status(f"starting Anvil on 127.0.0.1:{port}..."):
-        node = start_anvil(port=port, state_file=files.state, log_path=files.log, detach=detach)
+        node = start_anvil(
+            port=port, state_file=files.state, log_path=files.log, detach=detach, block_time=interval or None
+        )
     # In the foreground, SIGTERM stops as cleanly as Ctrl-C (Anvil writes its state). SIGINT gets the
     # handler too: a process started in the background by a shell inherits SIGINT ignored, and would
     # otherwise never stop on the Ctrl-C it is told to wait for.
@@ -80,9 +101,10 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
         w3 = node.web3()
         deployment = None if fresh else reusable_deployment(w3, settings, node.url)
         operator, wrote_key = dev_operator(settings)
+        receipt_signer, wrote_receipt_key = ensure_receipt_signer(settings)
         if deployment is None:
             with console.status("deploying ToplocAudit..."):
-                deployment = deploy_dev(w3, settings, node.url, operator, parameters)
+                deployment = deploy_dev(w3, settings, node.url, operator, receipt_signer, parameters)
             click.echo(f"deployed ToplocAudit at {deployment.address} (block {deployment.deployment_block})")
         else:
             click.echo(f"reusing ToplocAudit at {deployment.address} (block {deployment.deployment_block})")
@@ -90,11 +112,23 @@ def up(port: int, detach: bool, fresh: bool, overrides: tuple[str, ...]) -> None
                 click.echo("note: --set applies to a new deployment only; use --fresh to redeploy", err=True)
         if wrote_key:
             click.echo(f"wrote Anvil dev account 1's well-known key to {settings.log_key_file} (dev only)")
+        if wrote_receipt_key:
+            click.echo(f"wrote a new receipt key to {settings.receipt_key_file} ({receipt_signer})")
         if deployment.operator != operator:
             click.echo(
                 f"warning: the deployment's operator is {deployment.operator}, the log key's {operator}",
                 err=True,
             )
+        if deployment.receipt_signer != receipt_signer:
+            click.echo(
+                f"warning: the deployment's receipt signer is {deployment.receipt_signer}, "
+                f"the receipt key's {receipt_signer}",
+                err=True,
+            )
+        mining = (
+            f"a block every {interval:g} s and on each transaction" if interval else "on transactions only"
+        )
+        click.echo(f"Anvil mines {mining}")
         click.echo(
             f"chain {deployment.chain_id} at {node.url}; deployment written to {settings.deployment_file}"
         )
@@ -145,31 +179,44 @@ def down() -> None:
     help="File holding the deployer's hex private key (it pays for the deployment).",
 )
 @click.option("--operator", help="The log operator's address. Default: the log key's address.")
+@click.option(
+    "--receipt-signer",
+    help="The address receipts are signed by. Default: the receipt key's address (TOPLOC_AUDIT_RECEIPT_KEY "
+    "or <home>/receipt.key; a fresh key is written there if neither exists).",
+)
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Replace an existing deployment file.")
 def deploy(
-    rpc_url: str, key_file: Path, operator: str | None, overrides: tuple[str, ...], force: bool
+    rpc_url: str,
+    key_file: Path,
+    operator: str | None,
+    receipt_signer: str | None,
+    overrides: tuple[str, ...],
+    force: bool,
 ) -> None:
     """Deploy ToplocAudit to the node at --rpc and write the deployment file.
 
     Parameters default to the values in docs/contracts.md; every one is checked before anything is
-    sent. An existing deployment file is kept unless --force.
+    sent. An existing deployment file is kept unless --force. The deployer's --key-file must be
+    readable by its owner only (chmod 600), like every key file.
     """
     from eth_account import Account
     from rich.console import Console
 
     from anchor.chain.connection import connect
     from anchor.chain.deployment import deploy_toploc_audit
-    from anchor.chain.local import log_key_account
+    from anchor.chain.local import ensure_receipt_signer, log_key_account, receipt_key_account
     from anchor.errors import InputError
+    from anchor.keyfiles import read_key_file
     from anchor.settings import Settings
 
     settings = Settings.from_env()
     parameters = _parameters(overrides)
     if settings.deployment_file.exists() and not force:
         raise InputError("deployment", f"{settings.deployment_file} exists: pass --force to replace it")
+    text = read_key_file(key_file)
     try:
-        deployer = Account.from_key(bytes.fromhex(key_file.read_text().strip().removeprefix("0x")))
+        deployer = Account.from_key(bytes.fromhex(text.removeprefix("0x")))
     except ValueError:
         raise InputError("key-file", f"{key_file} does not hold a 32-byte hex private key") from None
     account = log_key_account(settings)
@@ -177,10 +224,25 @@ def deploy(
         if account is None:
             raise InputError("operator", "not given, and no log key (TOPLOC_AUDIT_LOG_KEY or <home>/log.key)")
         operator = account.address
-    log_key = account.key if account is not None and account.address.lower() == operator.lower() else None
+    if receipt_signer is None:
+        receipt_signer, wrote = ensure_receipt_signer(settings)
+        if wrote:
+            click.echo(f"wrote a new receipt key to {settings.receipt_key_file} ({receipt_signer})")
+    receipt = receipt_key_account(settings)
+    receipt_key = (
+        receipt.key if receipt is not None and receipt.address.lower() == receipt_signer.lower() else None
+    )
     w3 = connect(rpc_url)
     with Console(stderr=True).status(f"deploying ToplocAudit from {deployer.address}..."):
-        deployment = deploy_toploc_audit(w3, deployer, operator, parameters, rpc_url, log_key)
+        deployment = deploy_toploc_audit(
+            w3,
+            deployer,
+            operator,
+            parameters,
+            rpc_url,
+            receipt_signer=receipt_signer,
+            receipt_key=receipt_key,
+        )
     deployment.save(settings.deployment_file)
     click.echo(f"deployed ToplocAudit at {deployment.address} on chain {deployment.chain_id}")
     click.echo(f"block {deployment.deployment_block}, transaction {deployment.transaction_hash}")
@@ -209,6 +271,7 @@ def info(rpc_url: str | None) -> None:
         ("contract", f"ToplocAudit {deployment.address} on chain {deployment.chain_id} ({url})"),
         ("deployed", f"block {deployment.deployment_block}, transaction {deployment.transaction_hash}"),
         ("operator", deployment.operator),
+        ("receipt signer", deployment.receipt_signer),
         ("head", f"block {w3.eth.block_number}"),
         ("checkpoints", f"{checkpoint_id} (latest: size {size}, root 0x{root.hex()}, time {timestamp})"),
         ("validators", f"{len(client.validators())} eligible"),

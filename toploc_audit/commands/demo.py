@@ -213,6 +213,7 @@ class _Run:
         from anchor.chain.client import Role, ToplocAuditClient
         from anchor.chain.deployment import deploy_toploc_audit
         from anchor.chain.parameters import Parameters
+        from anchor.keyfiles import load_account, new_key_file, write_key_file
 
         with self.step("Anvil started, ToplocAudit deployed, provider and 3 validators staked"):
             self.node = start_anvil(accounts=10, log_path=self.home / "anvil.log")
@@ -229,15 +230,24 @@ class _Run:
                 drawDelay=1,
                 unbondingPeriod=12_000,
             )
+            # The recorder signs receipts with a fresh key of its own, not the operator's dev account.
+            receipt_file = settings.receipt_key_file
+            receipt_account = load_account(new_key_file(receipt_file), str(receipt_file))
             deployment = deploy_toploc_audit(
-                w3, self.deployer, self.operator.address, parameters, self.node.url, self.operator.key
+                w3,
+                self.deployer,
+                self.operator.address,
+                parameters,
+                self.node.url,
+                receipt_signer=receipt_account.address,
+                receipt_key=bytes(receipt_account.key),
             )
             deployment.save(settings.deployment_file)
-            settings.log_key_file.write_text(self.operator.key.hex())
-            settings.provider_key_file.write_text(self.provider.key.hex())
-            settings.challenger_key_file.write_text(self.challenger.key.hex())
+            write_key_file(settings.log_key_file, self.operator.key.hex())
+            write_key_file(settings.provider_key_file, self.provider.key.hex())
+            write_key_file(settings.challenger_key_file, self.challenger.key.hex())
             for validator in self.validators:
-                (settings.validator_keys_dir / f"{validator.address}.key").write_text(validator.key.hex())
+                write_key_file(settings.validator_keys_dir / f"{validator.address}.key", validator.key.hex())
             client = ToplocAuditClient(w3, deployment.address)
             client.as_account(self.provider).stake(Role.PROVIDER, 5 * ETHER)
             for validator in self.validators:
@@ -475,9 +485,10 @@ class _Run:
         from sqlalchemy import select
 
         from anchor.db import open_database
+        from anchor.db.models import Slash
         from anchor.trail import detail, find
         from toploc_audit.commands.trail import timeline
-        from verifier.models import Slash, Validation
+        from verifier.models import Validation
 
         names = {a: n for n, a in self.accounts()}
         sessions = open_database(settings.database_url)

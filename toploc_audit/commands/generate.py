@@ -102,12 +102,13 @@ def submit_entry(recorder: str, body: dict[str, Any], api_key: str | None = None
 
 def provider_key(settings: Settings) -> bytes:
     """The provider key: TOPLOC_AUDIT_PROVIDER_KEY, else <home>/provider.key."""
-    text, source = settings.provider_key, "TOPLOC_AUDIT_PROVIDER_KEY"
-    if text is None:
-        source = str(settings.provider_key_file)
-        if not settings.provider_key_file.is_file():
-            raise InputError("TOPLOC_AUDIT_PROVIDER_KEY", f"not set, and {source} does not exist")
-        text = settings.provider_key_file.read_text()
+    from anchor.keyfiles import configured_key
+
+    variable, path = "TOPLOC_AUDIT_PROVIDER_KEY", settings.provider_key_file
+    found = configured_key(settings.provider_key, variable, path)  # a key file must be mode 0600
+    if found is None:
+        raise InputError(variable, f"not set, and {path} does not exist")
+    text, source = found
     try:
         key = bytes.fromhex(text.strip().removeprefix("0x"))
     except ValueError:

@@ -40,7 +40,7 @@ def receipt(record: str, output: Path | None, recorder_url: str | None, rpc_url:
     """Write RECORD's proof bundle (RECORD: log index or 0x recordDigest): its receipt and entry, and once
     anchored the inclusion proof against the latest anchored checkpoint, that checkpoint as the log's
     signed note and its anchor transaction. `verify-receipt FILE` checks it with no service at all, and
-    with --rpc against the chain. From the database (the operator: needs the log key to sign the note),
+    with --rpc against the chain. From the database (the operator: needs the receipt key, which signs the note),
     or with --recorder over HTTP, checked against the chain before it is written.
 
     \b
@@ -64,13 +64,13 @@ def receipt(record: str, output: Path | None, recorder_url: str | None, rpc_url:
         _write(rf.dumps(), output, rf.inclusion is not None)
         return
 
-    from anchor.api.config import load_domain, load_log_key, note_signer_of
+    from anchor.api.config import load_domain, load_receipt_key, note_signer_of
     from anchor.db import open_database
     from anchor.trail import find, receipt_file
 
     settings = Settings.from_env()
     domain = load_domain(settings)
-    signer = note_signer_of(domain, load_log_key(settings))
+    signer = note_signer_of(domain, load_receipt_key(settings))
     sessions = open_database(settings.database_url)
     with sessions() as s:
         rf = receipt_file(s, find(s, record), domain, signer)
@@ -83,8 +83,9 @@ def receipt(record: str, output: Path | None, recorder_url: str | None, rpc_url:
 @click.option(
     "--deployment",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Pin the operator and the checkpoint key to this deployment file (as the log publishes it); "
-    "without it an offline check proves only that the file's parts agree.",
+    help="Pin the operator, the receipt signer and the checkpoint key to this deployment file (as the "
+    "log publishes it) [default: TOPLOC_AUDIT_DEPLOYMENT when it is the file's contract]; unpinned, an "
+    "offline check proves only that the file's parts agree.",
 )
 @recorder_option
 def verify_receipt(
@@ -93,7 +94,7 @@ def verify_receipt(
     """Check receipt FILE. Offline (a proof bundle, `receipt -o` writes one): the entry hashes to the
     receipt's recordDigest, the receipt's and the provider's signatures, the inclusion proof, the
     checkpoint note's signature and the anchor transaction (its hash, its call, its signer). With --rpc,
-    against the chain too: the receipt is the contract operator's, the chain holds the proof's root,
+    against the chain too: the receipt is the contract's receiptSigner's, the chain holds the proof's root,
     the anchor transaction is mined, and the entry was anchored within the maximum merge delay. With
     --recorder, a file saved before its entry was anchored gets its proof from the recorder first.
     Exits 1 naming the step and the field that failed.
@@ -138,7 +139,7 @@ def verify_receipt(
         raise
     for line in passed:
         click.echo(f"ok  {line}")
-    if rpc_url is None and pins.operator is None:
+    if rpc_url is None and pins.receipt_signer is None:
         click.echo(
             "receipt verified offline, UNPINNED: its parts agree, but nothing ties its keys to the log "
             "(pin them with --deployment FILE, or check against the chain with --rpc URL)"
@@ -183,4 +184,4 @@ def _pins(rf: ReceiptFile, deployment: Path | None) -> Pins:
             f"pins chain {d.chain_id} contract {d.address}; the file is for {rf.chain_id} {rf.contract}",
         )
     key = data.get("checkpointKey")
-    return Pins(operator=d.operator, checkpoint_key=key if isinstance(key, str) else None)
+    return Pins(d.operator, d.receipt_signer, key if isinstance(key, str) else None)

@@ -36,11 +36,12 @@ def worker(key_file: Path | None, pool: str, beat: bool, loglevel: str) -> None:
     fingerprint in TOPLOC_AUDIT_MODELS. Stop it with Ctrl-C (it finishes the task in hand) or kill it
     (the task goes back to the queue).
     """
+    from anchor.keyfiles import read_key_file
     from verifier.runtime import load_key
 
     settings = Settings.from_env()
     if key_file is not None:
-        text, source = key_file.read_text(), str(key_file)
+        text, source = read_key_file(key_file), str(key_file)
     elif settings.validator_key is not None:
         text, source = settings.validator_key, "TOPLOC_AUDIT_VALIDATOR_KEY"
     else:
