@@ -40,8 +40,8 @@ def receipt(record: str, output: Path | None, recorder_url: str | None, rpc_url:
     """Write RECORD's proof bundle (RECORD: log index or 0x recordDigest): its receipt and entry, and once
     anchored the inclusion proof against the latest anchored checkpoint, that checkpoint as the log's
     signed note and its anchor transaction. `verify-receipt FILE` checks it with no service at all, and
-    with --rpc against the chain. From the database (the operator: needs the receipt key, which signs the note),
-    or with --recorder over HTTP, checked against the chain before it is written.
+    with --rpc against the chain. From the database (the operator: needs the receipt key, which signs
+    the note), or with --recorder over HTTP, checked against the chain before it is written.
 
     \b
     Examples:
