@@ -209,7 +209,8 @@ def test_a_tampered_bundle_fails_offline_at_its_own_step(
     data = json.loads(good.read_text())
     note_key(data)
     self_consistent.write_text(json.dumps(data))
-    assert (
-        env.cli("verify-receipt", str(self_consistent), **NO_DB).returncode == 0
-    )  # unpinned: agrees with itself
+    unpinned = {**NO_DB, "TOPLOC_AUDIT_DEPLOYMENT": str(tmp_path / "none.json")}
+    out = env.cli("verify-receipt", str(self_consistent), **unpinned)  # unpinned: it agrees with itself
+    assert out.returncode == 0 and "UNPINNED" in out.stdout, out.stderr
+    assert "checkpoint note (checkpointNote)" in fails(note_key)  # the home deployment file pins the key
     assert "checkpoint note (checkpointNote)" in fails(note_key, "--deployment", deployment)
