@@ -70,7 +70,3 @@ BATCH: dict[str, Any] = {
     "required": ["entries"],
     "properties": {"entries": {"type": "array", "items": ENTRY, "minItems": 1, "maxItems": 10000}},
 }
-ERROR: dict[str, Any] = {
-    "description": "Bad input: names the field and the reason; nothing was changed",
-    "content": {"application/json": {"example": {"error": {"field": "record.toploc.topk", "reason": "..."}}}},
-}
