@@ -348,3 +348,62 @@ def test_one_access_log_line_per_request(client, caplog: pytest.LogCaptureFixtur
     assert len(lines) == 3, lines
     assert re.fullmatch(r'testclient "GET /healthz" 200 \d+\.\dms', lines[0])
     assert '"GET /nowhere" 404 ' in lines[1] and '"POST /v1/records" 400 ' in lines[2]
+
+
+def test_metrics_of_several_server_processes_add_up(sqlite_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`serve --workers 2`: whichever process answers /metrics, it counts the requests of both."""
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    from anchor.db.migrate import upgrade
+    from anchor.settings import child_env
+    from tests.fixtures.celery import wait_for
+
+    upgrade(sqlite_url)
+    deployment = tmp_path / "deployment.json"
+    deployment.write_text(
+        json.dumps({"chainId": DOMAIN.chain_id, "addresses": {"ToplocAudit": DOMAIN.contract}})
+    )
+    port = free_port()
+    env = child_env(
+        TOPLOC_AUDIT_HOME=str(tmp_path / "home"),
+        TOPLOC_AUDIT_DATABASE_URL=sqlite_url,
+        TOPLOC_AUDIT_LOG_KEY=LOG_KEY.to_hex(),
+        TOPLOC_AUDIT_DEPLOYMENT=str(deployment),
+        TOPLOC_AUDIT_STAKE_CHECK="false",
+        TOPLOC_AUDIT_REQUIRE_API_KEY="false",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cmd = [sys.executable, "-m", "toploc_audit", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 120, "serve --workers 2")
+        for _ in range(12):  # a new connection each: the kernel spreads them over the processes
+            assert httpx.post(f"{url}/v1/records", content=b"{", timeout=10).status_code == 400
+        for _ in range(6):
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+            assert (
+                samples[("toploc_audit_records_refused_total", (("field", "body"), ("status", "400")))] == 12
+            )
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    lines = [line for line in stderr.decode().splitlines() if '"POST /v1/records" 400' in line]
+    assert len(lines) == 12, stderr.decode()[-2000:]  # the access log of both processes
+    assert len({line.split()[2] for line in lines}) == 2  # (its third column is the process id)
