@@ -240,8 +240,8 @@ def create_app(config: AppConfig) -> FastAPI:
             "requestBody": {"required": True, "content": {"application/json": {"schema": schemas.ENTRY}}}
         },
         responses={
-            200: {"description": "Already logged: its receipt again", "content": {"application/json": {}}},
-            201: {"description": "Logged: its signed receipt"},
+            200: schemas.answer(schemas.RECEIPT_ANSWER, "Already logged: its receipt again"),
+            201: schemas.answer(schemas.RECEIPT_ANSWER, "Logged: its signed receipt"),
             **problems.responses(400, 401, 403, 409, 413, 422, 429, 503),
         },
         status_code=201,
@@ -273,8 +273,8 @@ def create_app(config: AppConfig) -> FastAPI:
             "requestBody": {"required": True, "content": {"application/json": {"schema": schemas.BATCH}}}
         },
         responses={
-            200: {"description": "Every entry was already logged", "content": {"application/json": {}}},
-            201: {"description": "Logged: one signed receipt per entry, in order"},
+            200: schemas.answer(schemas.BATCH_ANSWER, "Every entry was already logged"),
+            201: schemas.answer(schemas.BATCH_ANSWER, "Logged: one signed receipt per entry, in order"),
             **problems.responses(400, 401, 403, 409, 413, 422, 429, 503),
         },
         status_code=201,
@@ -309,7 +309,7 @@ def create_app(config: AppConfig) -> FastAPI:
         "/v1/records",
         tags=["read"],
         summary="List records in log order, filtered, paginated by `after`.",
-        responses=problems.responses(422),
+        responses={200: schemas.answer(schemas.RECORDS_PAGE), **problems.responses(422)},
     )
     def get_records(
         provider: str | None = None,
@@ -327,7 +327,7 @@ def create_app(config: AppConfig) -> FastAPI:
         "/v1/records/{ref}",
         tags=["read"],
         summary="One record by log index or recordDigest: receipt, inclusion proof, anchor, disputes, votes.",
-        responses=problems.responses(404, 422),
+        responses={200: schemas.answer(schemas.RECORD_DETAIL), **problems.responses(404, 422)},
     )
     def get_record(ref: str) -> dict[str, Any]:
         with sessions() as s:
@@ -343,7 +343,12 @@ def create_app(config: AppConfig) -> FastAPI:
         with sessions() as s:
             return receipt_file(s, find(s, ref), config.domain).to_json()
 
-    @app.get("/v1/log", tags=["log"], summary="The log's size and root, and its latest checkpoints.")
+    @app.get(
+        "/v1/log",
+        tags=["log"],
+        summary="The log's size and root, and its latest checkpoints.",
+        responses={200: schemas.answer(schemas.LOG)},
+    )
     def get_log() -> dict[str, Any]:
         with sessions() as s:
             log = LogStore(s)
@@ -361,7 +366,12 @@ def create_app(config: AppConfig) -> FastAPI:
                 "checkpointKey": note_signer.verifier.encode(),
             }
 
-    @app.get("/healthz", tags=["health"], summary="The process answers (liveness).")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="The process answers (liveness).",
+        responses={200: schemas.answer(schemas.HEALTH)},
+    )
     def get_healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -370,7 +380,7 @@ def create_app(config: AppConfig) -> FastAPI:
         tags=["health"],
         summary="The database answers with the log and the chain with its id (readiness); 503 naming "
         "which does not.",
-        responses=problems.responses(503),
+        responses={200: schemas.answer(schemas.READY), **problems.responses(503)},
     )
     def get_readyz() -> JSONResponse:
         try:
@@ -465,7 +475,7 @@ def create_app(config: AppConfig) -> FastAPI:
         "/v1/log/inclusion",
         tags=["log"],
         summary="Inclusion proof of leaf `index` in the tree of `size`.",
-        responses=problems.responses(422),
+        responses={200: schemas.answer(schemas.INCLUSION), **problems.responses(422)},
     )
     def get_inclusion(index: Uint, size: Uint) -> dict[str, Any]:
         with sessions() as s:
@@ -482,7 +492,7 @@ def create_app(config: AppConfig) -> FastAPI:
         "/v1/log/consistency",
         tags=["log"],
         summary="Consistency proof between tree sizes size1 <= size2.",
-        responses=problems.responses(422),
+        responses={200: schemas.answer(schemas.CONSISTENCY), **problems.responses(422)},
     )
     def get_consistency(size1: Uint, size2: Uint) -> dict[str, Any]:
         with sessions() as s:
@@ -498,7 +508,7 @@ def create_app(config: AppConfig) -> FastAPI:
         status_code=201,
         summary="Publish a validator's evidence report (a JSON object); answers its SHA-256, the hash its "
         "reveal binds on chain.",
-        responses=problems.responses(400, 413, 422, 429),
+        responses={201: schemas.answer(schemas.EVIDENCE_HASH), **problems.responses(400, 413, 422, 429)},
     )
     async def post_evidence(request: Request) -> dict[str, Any]:
         _take(per_address, ("address", _client(request)), "address", f"address {_client(request)}")
@@ -528,7 +538,10 @@ def create_app(config: AppConfig) -> FastAPI:
         "/v1/checkpoints",
         tags=["log"],
         summary="Checkpoints, newest first.",
-        responses=problems.responses(422),
+        responses={
+            200: schemas.answer({"type": "array", "items": schemas.CHECKPOINT}),
+            **problems.responses(422),
+        },
     )
     def get_checkpoints(
         limit: Annotated[int, Query(ge=1, le=1000, description="most checkpoints")] = 100,

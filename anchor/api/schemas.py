@@ -70,3 +70,114 @@ BATCH: dict[str, Any] = {
     "required": ["entries"],
     "properties": {"entries": {"type": "array", "items": ENTRY, "minItems": 1, "maxItems": 10000}},
 }
+
+# Answers (what the routes return), so the OpenAPI document types them and the fuzz test checks them.
+_HASH = {"type": "string", "pattern": "^0x[0-9a-f]{64}$"}
+_UINT = {"type": "integer", "minimum": 0}
+RECEIPT_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["receipt", "signature", "created"],
+    "properties": {
+        "receipt": {
+            "type": "object",
+            "required": ["logIndex", "recordDigest", "timestamp", "maximumMergeDelay"],
+            "properties": {
+                "logIndex": _UINT,
+                "recordDigest": _HASH,
+                "timestamp": _UINT,
+                "maximumMergeDelay": _UINT,
+            },
+        },
+        "signature": {"type": "string", "pattern": "^0x[0-9a-f]{130}$", "description": "the log key's"},
+        "created": {"type": "boolean", "description": "false: already logged (an idempotent replay)"},
+    },
+}
+BATCH_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["receipts"],
+    "properties": {"receipts": {"type": "array", "items": RECEIPT_ANSWER}},
+}
+CHECKPOINT: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "size", "root", "status", "createdAt", "chainCheckpointId", "anchoredAt"],
+    "properties": {
+        "id": _UINT,
+        "size": _UINT,
+        "root": _HASH,
+        "status": {"type": "string"},
+        "createdAt": _UINT,
+        "chainCheckpointId": {"type": ["integer", "null"]},
+        "anchoredAt": {"type": ["integer", "null"]},
+    },
+}
+LOG: dict[str, Any] = {
+    "type": "object",
+    "required": ["size", "root", "latestCheckpoint", "latestAnchored", "chainId", "contract"],
+    "properties": {
+        "size": _UINT,
+        "root": _HASH,
+        "latestCheckpoint": {"oneOf": [CHECKPOINT, {"type": "null"}]},
+        "latestAnchored": {"oneOf": [CHECKPOINT, {"type": "null"}]},
+        "chainId": _UINT,
+        "contract": {"type": "string"},
+        "maximumMergeDelay": _UINT,
+        "origin": {"type": "string"},
+        "checkpointKey": {"type": "string"},
+    },
+}
+INCLUSION: dict[str, Any] = {
+    "type": "object",
+    "required": ["index", "size", "leafHash", "proof"],
+    "properties": {
+        "index": _UINT,
+        "size": _UINT,
+        "leafHash": _HASH,
+        "proof": {"type": "array", "items": _HASH},
+    },
+}
+CONSISTENCY: dict[str, Any] = {
+    "type": "object",
+    "required": ["size1", "size2", "proof"],
+    "properties": {"size1": _UINT, "size2": _UINT, "proof": {"type": "array", "items": _HASH}},
+}
+RECORDS_PAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["items", "next"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {"type": "object", "required": ["logIndex"], "properties": {"logIndex": _UINT}},
+        },
+        "next": {"type": ["integer", "null"], "description": "pass as `after` for the next page"},
+    },
+}
+RECORD_DETAIL: dict[str, Any] = {
+    "type": "object",
+    "required": ["logIndex", "record", "status"],
+    "properties": {"logIndex": _UINT, "record": {"type": "object"}, "status": {"type": "string"}},
+}
+HEALTH: dict[str, Any] = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"const": "ok"}},
+}
+READY: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "database", "chain", "size"],
+    "properties": {
+        "status": {"const": "ready"},
+        "database": {"const": "ok"},
+        "chain": {"enum": ["ok", "not probed"]},
+        "size": _UINT,
+    },
+}
+EVIDENCE_HASH: dict[str, Any] = {
+    "type": "object",
+    "required": ["evidenceHash"],
+    "properties": {"evidenceHash": _HASH},
+}
+
+
+def answer(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    """An OpenAPI response entry: application/json of this schema."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
