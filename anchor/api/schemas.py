@@ -2,58 +2,122 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
-from anchor.records.record import DTYPES, MAX_TOPK, RECORD_FIELDS
+from anchor.records.canonical import MAX_SAFE_INTEGER
+from anchor.records.record import (
+    DTYPES,
+    MAX_DECODE_BATCHING_SIZE,
+    MAX_TOKENS,
+    MAX_TOPK,
+    RECORD_FIELDS,
+    RECORD_FIELDS_V1,
+)
+from gpu_core.runner.decoding import STOP_REASONS, DecodeSpec
 
-_INT = {"type": "integer", "minimum": 0}
-RECORD: dict[str, Any] = {
+_INT = {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER}
+_SHA256 = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+_COMMON: dict[str, Any] = {
+    "provider": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+    "dtype": {"enum": list(DTYPES)},
+    "toploc": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["topk", "decode_batching_size"],
+        "properties": {
+            "topk": {"type": "integer", "minimum": 1, "maximum": MAX_TOPK},
+            "decode_batching_size": {"type": "integer", "minimum": 1, "maximum": MAX_DECODE_BATCHING_SIZE},
+        },
+    },
+    "prompt_tokens": {"type": "array", "items": _INT, "minItems": 1, "maxItems": MAX_TOKENS},
+    "output_tokens": {"type": "array", "items": _INT, "minItems": 1, "maxItems": MAX_TOKENS},
+    "proofs": {
+        "type": "array",
+        "description": "1 + ceil(len(output_tokens) / decode_batching_size) proofs of 2 + 2*topk bytes",
+        "items": {"type": "string", "contentEncoding": "base64"},
+    },
+    "request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:/@+=-]{1,128}$"},
+    "time": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_SAFE_INTEGER,
+        "description": "Unix seconds; within TOPLOC_AUDIT_RECORD_CLOCK_SKEW ahead of / RECORD_MAX_AGE behind "
+        "the recorder's clock",
+    },
+}
+_NUMBER = {"type": "number"}
+RECORD_V2: dict[str, Any] = {
     "type": "object",
-    "description": "An inference record, version 1 (docs/records.md).",
+    "description": "An inference record, version 2 (docs/records.md): binds the decode spec.",
     "additionalProperties": False,
     "required": list(RECORD_FIELDS),
     "properties": {
-        "version": {"const": 1},
-        "provider": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+        "version": {"const": 2},
         "model": {
             "type": "object",
-            "required": ["name", "fingerprint"],
+            "additionalProperties": False,
+            "required": ["name", "fingerprint", "tokenizer"],
             "properties": {
-                "name": {"type": "string"},
-                "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "fingerprint": _SHA256,
+                "tokenizer": {"oneOf": [_SHA256, {"type": "null"}]},
             },
         },
-        "dtype": {"enum": list(DTYPES)},
-        "toploc": {
+        "decode": {
             "type": "object",
-            "required": ["topk", "decode_batching_size"],
+            "additionalProperties": False,
+            "required": [f.name for f in fields(DecodeSpec)],
             "properties": {
-                "topk": {"type": "integer", "minimum": 1, "maximum": MAX_TOPK},
-                "decode_batching_size": {"type": "integer", "minimum": 1},
-            },
-        },
-        "prompt_tokens": {"type": "array", "items": _INT, "minItems": 1},
-        "output_tokens": {"type": "array", "items": _INT, "minItems": 1},
-        "sampling": {
-            "type": "object",
-            "required": ["temperature", "top_p", "top_k", "seed", "max_new_tokens"],
-            "properties": {
-                "temperature": {"type": "number", "minimum": 0},
-                "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "sampler": {"enum": ["toploc-audit/gumbel-max", "engine"]},
+                "sampler_version": {"const": 1},
+                "temperature": {"type": "number", "minimum": 0, "maximum": 100},
                 "top_k": _INT,
-                "seed": {"type": ["integer", "null"], "minimum": 0},
-                "max_new_tokens": {"type": "integer", "minimum": 1},
+                "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "min_p": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                "repetition_penalty": {"type": "number", "minimum": 0.5, "maximum": 2},
+                "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+                "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+                "seed": {"oneOf": [_INT, {"type": "null"}]},
+                "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER},
+                "stop_token_ids": {"type": "array", "items": _INT},
+                "stop": {"type": "array", "items": {"type": "string"}, "maxItems": 16},
             },
         },
-        "proofs": {
-            "type": "array",
-            "description": "1 + ceil(len(output_tokens) / decode_batching_size) proofs of 2 + 2*topk bytes",
-            "items": {"type": "string", "contentEncoding": "base64"},
-        },
-        "request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:/@+=-]{1,128}$"},
-        "time": {"type": "integer", "minimum": 0, "description": "Unix seconds"},
+        "stop_reason": {"enum": list(STOP_REASONS)},
+        **_COMMON,
     },
 }
+RECORD_V1: dict[str, Any] = {
+    "type": "object",
+    "description": "An inference record, version 1 (no decode spec; refused unless "
+    "TOPLOC_AUDIT_RECORD_MIN_VERSION=1).",
+    "additionalProperties": False,
+    "required": list(RECORD_FIELDS_V1),
+    "properties": {
+        "version": {"const": 1},
+        "model": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "fingerprint"],
+            "properties": {"name": {"type": "string"}, "fingerprint": _SHA256},
+        },
+        "sampling": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["temperature", "top_p", "top_k", "seed", "max_new_tokens"],
+            "properties": {
+                "temperature": {"type": "number", "minimum": 0, "maximum": 100},
+                "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "top_k": _INT,
+                "seed": {"oneOf": [_INT, {"type": "null"}]},
+                "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER},
+            },
+        },
+        **_COMMON,
+    },
+}
+RECORD: dict[str, Any] = {"oneOf": [RECORD_V2, RECORD_V1]}
 ENTRY: dict[str, Any] = {
     "type": "object",
     "required": ["record", "signature"],

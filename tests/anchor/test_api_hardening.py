@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Iterator
 
+import jsonschema_rs
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -246,6 +247,12 @@ def test_the_openapi_document_lists_problem_answers(client) -> None:
         PROBLEM_KEYS, key=list(["type", "title", "status", "detail", "field", "reason"]).index
     )
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's own shape is gone
+    body = doc["paths"]["/v1/records"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    good = entry(make_record("schema-0"))
+    assert jsonschema_rs.validator_for(body).is_valid(good)  # the document describes real records
+    assert not jsonschema_rs.validator_for(body).is_valid(
+        {**good, "record": {**good["record"], "version": 3}}
+    )
     post = doc["paths"]["/v1/records"]["post"]["responses"]
     assert {"400", "401", "403", "409", "413", "422", "429"} <= set(post)
     for path, item in doc["paths"].items():
