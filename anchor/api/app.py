@@ -27,7 +27,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -163,6 +163,11 @@ def create_app(config: AppConfig) -> FastAPI:
     async def _error(_: Request, exc: Error) -> JSONResponse:
         status = 503 if isinstance(exc, ChainError) else 500  # the chain is down: try again later
         return problem(status, "chain" if status == 503 else None, str(exc))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database does not answer (or has lost its tables): try again later, as /readyz says.
+        return problem(503, "database", f"the database does not answer: {type(exc.orig).__name__}")
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

@@ -584,4 +584,7 @@ def test_readiness_is_a_503_naming_the_database_when_it_is_gone(tmp_path) -> Non
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["field"] == "database", r.text
         assert c.get("/healthz").status_code == 200
+        for r in (c.get("/v1/log"), c.post("/v1/records", json=entry(make_record("gone")))):
+            assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["field"] == "database", r.text  # a 503 to retry, not a 500
     app.state.engine.dispose()
