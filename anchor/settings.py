@@ -131,6 +131,22 @@ class Settings:
     stake_cache_seconds: float = 30.0
     """TOPLOC_AUDIT_STAKE_CACHE_SECONDS: how old a stake read from the chain may be; it adds to the
     exposure unbondingPeriod must cover (docs/contracts.md). Default 30"""
+    require_api_key: bool = True
+    """TOPLOC_AUDIT_REQUIRE_API_KEY: writes of records need a provider's API key (Authorization: Bearer
+    <key> or X-Api-Key), checked before the body is read. `demo` turns it off for its keyless provider.
+    Default true"""
+    rate_per_key: float = 100.0
+    """TOPLOC_AUDIT_RATE_PER_KEY: record writes per second one API key may make (bursts of twice that),
+    per server process; 0 = no limit. Default 100"""
+    rate_per_address: float = 200.0
+    """TOPLOC_AUDIT_RATE_PER_ADDRESS: writes (records, evidence) per second from one client address
+    (bursts of twice that), per server process; 0 = no limit. Default 200"""
+    record_clock_skew: int = 300
+    """TOPLOC_AUDIT_RECORD_CLOCK_SKEW: seconds a record's `time` may be ahead of the recorder's clock.
+    Default 300"""
+    record_max_age: int = 7 * 86400
+    """TOPLOC_AUDIT_RECORD_MAX_AGE: seconds a record's `time` may be behind the recorder's clock; 0 = no
+    bound. Default 604800 (7 days)"""
     audit_rate: float = 0.05
     """TOPLOC_AUDIT_AUDIT_RATE: share of anchored entries `toploc-audit audit` checks (0..1). Default 0.05"""
     audit_delay_blocks: int = 2
@@ -183,6 +199,15 @@ class Settings:
             ),
             record_allow_engine=_flag(env, "TOPLOC_AUDIT_RECORD_ALLOW_ENGINE"),
             stake_check=_flag(env, "TOPLOC_AUDIT_STAKE_CHECK", default=True),
+            require_api_key=_flag(env, "TOPLOC_AUDIT_REQUIRE_API_KEY", default=True),
+            rate_per_key=_number(env, "TOPLOC_AUDIT_RATE_PER_KEY", 100.0, float, 0),
+            rate_per_address=_number(env, "TOPLOC_AUDIT_RATE_PER_ADDRESS", 200.0, float, 0),
+            record_clock_skew=_at_most(
+                "TOPLOC_AUDIT_RECORD_CLOCK_SKEW",
+                _number(env, "TOPLOC_AUDIT_RECORD_CLOCK_SKEW", 300, int, 0),
+                86400,
+            ),
+            record_max_age=_number(env, "TOPLOC_AUDIT_RECORD_MAX_AGE", 7 * 86400, int, 0),
             audit_rate=_number(env, "TOPLOC_AUDIT_AUDIT_RATE", 0.05, float, 0),
             audit_delay_blocks=_number(env, "TOPLOC_AUDIT_AUDIT_DELAY_BLOCKS", 2, int, 1),
             audit_max_open=_number(env, "TOPLOC_AUDIT_AUDIT_MAX_OPEN", 10, int, 0),

@@ -11,6 +11,7 @@ from typing import Any
 
 from eth_keys import keys
 
+from anchor.chain.errors import ChainError
 from anchor.errors import InputError
 from anchor.keyfiles import configured_key
 from anchor.records.eip712 import Domain
@@ -36,6 +37,9 @@ class AppConfig:
     policy: RecordPolicy = field(default_factory=RecordPolicy)
     stake_problem: Callable[[str], str | None] | None = None
     """Why a provider may not log now (its stake on chain), or None; unset, stakes are not checked."""
+    access: AccessPolicy = field(default_factory=lambda: AccessPolicy())
+    chain_probe: Callable[[], None] | None = None
+    """Raises ChainError when the chain does not answer (GET /readyz); unset, the chain is not probed."""
 
     @property
     def note_signer(self) -> NoteSigner:
@@ -56,9 +60,52 @@ class AppConfig:
                 settings.record_max_tokens,
                 settings.record_max_bytes,
                 settings.record_allow_engine,
+                clock_skew=settings.record_clock_skew,
+                max_age=settings.record_max_age,
             ),
             stake_problem=provider_stakes(settings, signer).problem if settings.stake_check else None,
+            access=AccessPolicy(settings.require_api_key, settings.rate_per_key, settings.rate_per_address),
+            chain_probe=chain_probe(settings),
         )
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may write, and how often (settings: TOPLOC_AUDIT_REQUIRE_API_KEY, TOPLOC_AUDIT_RATE_*)."""
+
+    require_api_key: bool = True
+    """Record writes need an API key that identifies a provider, checked before the body is read."""
+    rate_per_key: float = 0.0
+    """Record writes per second per API key (bursts of twice that); 0 = no limit."""
+    rate_per_address: float = 0.0
+    """Writes per second per client address (bursts of twice that); 0 = no limit."""
+
+
+def chain_probe(settings: Settings, timeout_s: float = 2.0) -> Callable[[], None] | None:
+    """A probe of the chain for GET /readyz: eth_chainId at TOPLOC_AUDIT_RPC_URL, else the deployment
+    file's rpcUrl, must answer within `timeout_s` with the deployment's chain id. None when neither names
+    an endpoint (such a recorder never asks the chain: TOPLOC_AUDIT_STAKE_CHECK off)."""
+    data = json.loads(settings.deployment_file.read_text())  # load_domain has read it already
+    url = settings.rpc_url or data.get("rpcUrl")
+    return None if not url else rpc_probe(url, int(data["chainId"]), timeout_s)
+
+
+def rpc_probe(url: str, chain_id: int, timeout_s: float = 2.0) -> Callable[[], None]:
+    """A probe raising ChainError unless the JSON-RPC node at `url` answers eth_chainId with `chain_id`."""
+
+    def probe() -> None:
+        import httpx
+
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        try:
+            answer = httpx.post(url, json=body, timeout=timeout_s).raise_for_status().json()
+            got = int(answer["result"], 16)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ChainError(f"the chain does not answer at {url}: {type(exc).__name__}") from None
+        if got != chain_id:
+            raise ChainError(f"the node at {url} is on chain {got}, want {chain_id}")
+
+    return probe
 
 
 def provider_stakes(settings: Settings, receipt_signer: str) -> Any:

@@ -99,6 +99,11 @@ class RecordPolicy:
     """Accept sampled records of the `engine` sampler, which validators cannot replay (only a weak
     likelihood test applies: docs/sampler.md). Off by default: a provider could otherwise opt out of
     the replay."""
+    clock_skew: int = 300
+    """Seconds a record's `time` may be ahead of `clock` (TOPLOC_AUDIT_RECORD_CLOCK_SKEW)."""
+    max_age: int = 0
+    """Seconds a record's `time` may be behind `clock`; 0: no bound (TOPLOC_AUDIT_RECORD_MAX_AGE)."""
+    clock: Callable[[], float] = time.time
 
     def check(self, record: Record, field: str) -> None:
         prefix = f"{field}." if field else ""
@@ -114,6 +119,7 @@ class RecordPolicy:
                 f"version {record.version} is no longer accepted (at least {self.min_version}, which binds "
                 "the decoding)",
             )
+        self._check_time(record, prefix)
         if record.version == 1:  # its parser keeps the old, lenient rule for records already logged
             check_proof_values(record.proofs, record.toploc.topk, f"{prefix}record.proofs")
         tokens = len(record.prompt_tokens) + len(record.output_tokens)
@@ -125,6 +131,23 @@ class RecordPolicy:
         size = len(record.canonical_bytes())
         if size > self.max_bytes:
             raise InputError(f"{prefix}record", f"{size} canonical bytes, at most {self.max_bytes}")
+
+    def _check_time(self, record: Record, prefix: str) -> None:
+        """The inference ran before it was logged (give or take the clocks' skew), and not long before
+        when max_age is set: a time in the year 14970 is refused here, never stored."""
+        now = int(self.clock())
+        if record.time > now + self.clock_skew:
+            raise InputError(
+                f"{prefix}record.time",
+                f"{record.time} is {record.time - now} s ahead of the recorder's clock ({now}); at most "
+                f"{self.clock_skew} s of clock skew is allowed",
+            )
+        if self.max_age and record.time < now - self.max_age:
+            raise InputError(
+                f"{prefix}record.time",
+                f"{record.time} is {now - record.time} s before the recorder's clock ({now}); at most "
+                f"{self.max_age} s old",
+            )
 
 
 @dataclass(frozen=True)
@@ -369,6 +392,24 @@ class Recorder:
                     receipt_of(row), row.receipt_signature, False
                 )
         return out
+
+
+def check_key_provider(body: Any, provider: str, batch: bool) -> None:
+    """Before parsing: every entry of a request body (one entry, or {"entries": [...]}) names as its
+    record's provider the one its API key identifies; else NotRegisteredError (403) naming the entry's
+    record.provider. Reads only the raw provider strings, so a request for another provider costs no
+    parsing and no signature recovery; what is malformed is left to the parser."""
+    entries = body.get("entries") if batch and isinstance(body, dict) else [body]
+    if not isinstance(entries, list):
+        return
+    for i, entry in enumerate(entries):
+        record = entry.get("record") if isinstance(entry, dict) else None
+        named = record.get("provider") if isinstance(record, dict) else None
+        if isinstance(named, str) and named.lower() != provider.lower():
+            field = f"entries[{i}].record.provider" if batch else "record.provider"
+            raise NotRegisteredError(
+                field, f"{named[:42]} is not the provider of the API key given ({provider})"
+            )
 
 
 def receipt_of(row: Any) -> Receipt:

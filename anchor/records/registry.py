@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -19,6 +20,17 @@ from anchor.records.record import _FINGERPRINT, ModelLimits
 
 def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
+
+
+def provider_of_api_key(session: Session, api_key: str) -> Provider | None:
+    """The provider this API key identifies, or None. The lookup is by the key's SHA-256, so what a
+    timing difference could reveal is a prefix of a hash no one can invert; the row found is compared
+    again in constant time all the same."""
+    key_hash = hash_api_key(api_key)
+    for provider in session.scalars(select(Provider).where(Provider.api_key_hash == key_hash)):
+        if provider.api_key_hash is not None and hmac.compare_digest(provider.api_key_hash, key_hash):
+            return provider
+    return None
 
 
 def new_api_key() -> str:

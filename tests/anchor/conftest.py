@@ -8,11 +8,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from anchor.api import AppConfig, create_app
+from anchor.api.config import AccessPolicy
 from anchor.db import make_engine, session_factory, transaction
 from anchor.records.registry import declare_model, register_provider
 from tests.anchor.factory import DOMAIN, LIMITS, MODEL, PROVIDER, RECEIPT_KEY
 
 MAX_MERGE_DELAY = 600
+KEYLESS = AccessPolicy(require_api_key=False)
+
+
+def field_reason(response) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    """The field and reason of a problem answer (RFC 9457 with the project's extension members)."""
+    body = response.json()
+    return {"field": body["field"], "reason": body["reason"]}
 
 
 def seed_registry(database_url: str, api_key: str | None = None) -> None:
@@ -26,7 +34,8 @@ def seed_registry(database_url: str, api_key: str | None = None) -> None:
 @pytest.fixture
 def app_config(database_url: str) -> AppConfig:
     seed_registry(database_url)
-    return AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY)
+    # The provider has no API key here; tests of keys build their own app (test_api.py, API keys).
+    return AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, access=KEYLESS)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from anchor.settings import Settings
 from anchor.transparency.checkpoint import log_note_signer, open_checkpoint
 from anchor.transparency.note import VerifierKey
 from anchor.transparency.tiles import decode_bundle, next_level
-from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
+from tests.anchor.conftest import KEYLESS, MAX_MERGE_DELAY, field_reason, seed_registry
 from tests.anchor.factory import DOMAIN, PROVIDER, RECEIPT_KEY, entry, make_record, make_record_v1, other_key
 
 
@@ -289,14 +289,14 @@ def test_every_bad_input_class_is_a_4xx_naming_the_field_and_changes_nothing(cli
     good = entry(make_record("good-0", n_output=40, dbs=16, topk=8))
     r = client.post("/v1/records", json=breaker(good))
     assert r.status_code == status, r.text
-    err = r.json()["error"]
+    err = r.json()
     assert err["field"] == field
     assert reason in err["reason"]
     assert _log_size(client) == 0
     # In a batch, the same fault names the entry, and the good entries before it are not written either.
     r = client.post("/v1/records:batch", json={"entries": [entry(make_record("ok-1")), breaker(good)]})
     assert r.status_code == status
-    assert r.json()["error"]["field"] == f"entries[1].{field}"
+    assert r.json()["field"] == f"entries[1].{field}"
     assert _log_size(client) == 0
 
 
@@ -305,16 +305,16 @@ def test_request_id_reuse_is_a_conflict_and_bad_json_a_400(client) -> None:
     other = make_record("dup", rng=random.Random(99))
     r = client.post("/v1/records", json=entry(other))
     assert r.status_code == 409
-    assert r.json()["error"]["field"] == "record.request_id" and "log index 0" in r.json()["error"]["reason"]
+    assert r.json()["field"] == "record.request_id" and "log index 0" in r.json()["reason"]
     r = client.post(
         "/v1/records:batch",
         json={"entries": [entry(make_record("x")), entry(make_record("x", rng=random.Random(1)))]},
     )
-    assert r.status_code == 409 and r.json()["error"]["field"] == "entries[1].record.request_id"
+    assert r.status_code == 409 and r.json()["field"] == "entries[1].record.request_id"
     r = client.post("/v1/records", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 400 and r.json()["error"]["field"] == "body"
+    assert r.status_code == 400 and r.json()["field"] == "body"
     r = client.post("/v1/records:batch", json={"entries": []})
-    assert r.status_code == 422 and r.json()["error"]["field"] == "entries"
+    assert r.status_code == 422 and r.json()["field"] == "entries"
     assert _log_size(client) == 1
 
 
@@ -326,16 +326,16 @@ def test_record_size_limits_are_settings(database_url: str) -> None:
 
     seed_registry(database_url)
     policy = RecordPolicy(max_tokens=50, max_bytes=1200)
-    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, policy))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, policy, access=KEYLESS))
     with TestClient(app) as c:
         r = c.post("/v1/records", json=entry(make_record("t-1", n_prompt=20, n_output=40)))
-        assert r.status_code == 422 and r.json()["error"] == {
+        assert r.status_code == 422 and field_reason(r) == {
             "field": "record.output_tokens",
             "reason": "prompt + output are 60 tokens, at most 50",
         }
         r = c.post("/v1/records", json=entry(make_record("t-2", n_prompt=10, n_output=30, topk=64)))
-        assert r.status_code == 422 and r.json()["error"]["field"] == "record"
-        assert "1316 canonical bytes, at most 1200" in r.json()["error"]["reason"]
+        assert r.status_code == 422 and r.json()["field"] == "record"
+        assert "1316 canonical bytes, at most 1200" in r.json()["reason"]
         assert (
             c.post("/v1/records", json=entry(make_record("t-3", n_prompt=10, n_output=30))).status_code == 201
         )
@@ -353,26 +353,30 @@ def test_engine_sampled_records_need_the_policy(database_url: str) -> None:
     body["record"]["decode"].update(sampler="engine", seed=None)
     engine = _resign(body["record"])
     app = create_app(
-        AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, RecordPolicy(allow_engine=True))
+        AppConfig(
+            database_url,
+            DOMAIN,
+            RECEIPT_KEY,
+            MAX_MERGE_DELAY,
+            RecordPolicy(allow_engine=True),
+            access=KEYLESS,
+        )
     )
     with TestClient(app) as c:
         assert c.post("/v1/records", json=engine).status_code == 201
     app.state.engine.dispose()
 
 
-def test_api_key_is_required_when_the_provider_has_one(database_url: str) -> None:
-    from fastapi.testclient import TestClient
-
-    from anchor.api import AppConfig, create_app
-
+def test_a_providers_api_key_is_asked_even_where_keys_are_not_required(database_url: str) -> None:
     seed_registry(database_url, api_key="secret-key")
-    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, access=KEYLESS))
     with TestClient(app) as c:
         body = entry(make_record("k1"))
         r = c.post("/v1/records", json=body)
-        assert r.status_code == 401 and r.json()["error"]["field"] == "authorization"
+        assert r.status_code == 401 and r.json()["field"] == "authorization"
+        assert "requires its API key" in r.json()["reason"]
         r = c.post("/v1/records", json=body, headers={"Authorization": "Bearer wrong"})
-        assert r.status_code == 401 and "not it" in r.json()["error"]["reason"]
+        assert r.status_code == 401 and r.json()["reason"] == "the API key given is not a key of this log"
         r = c.post("/v1/records", json=body, headers={"Authorization": "Bearer secret-key"})
         assert r.status_code == 201
     app.state.engine.dispose()
@@ -387,7 +391,7 @@ def test_reads_are_public_with_filters_and_pagination(client) -> None:
     assert client.get(f"/v1/records/0x{records[4].digest().hex()}").json()["logIndex"] == 4
     assert client.get("/v1/records/99").status_code == 404
     r = client.get("/v1/records/nope")
-    assert r.status_code == 422 and r.json()["error"]["field"] == "record"
+    assert r.status_code == 422 and r.json()["field"] == "record"
 
     page1 = client.get("/v1/records", params={"limit": 2}).json()
     assert [x["logIndex"] for x in page1["items"]] == [0, 1] and page1["next"] == 1
@@ -423,15 +427,15 @@ def test_evidence_reports_are_published_and_served_byte_for_byte(client) -> None
     assert got.headers["content-type"].startswith("application/json")
 
     missing = client.get("/v1/evidence/0x" + "00" * 32)
-    assert missing.status_code == 404 and missing.json()["error"]["field"] == "evidenceHash"
+    assert missing.status_code == 404 and missing.json()["field"] == "evidenceHash"
     for bad in ("0x1234", "0x" + "zz" * 32, "nothex"):
         r = client.get(f"/v1/evidence/{bad}")
-        assert r.status_code == 422 and r.json()["error"]["field"] == "evidenceHash", bad
+        assert r.status_code == 422 and r.json()["field"] == "evidenceHash", bad
     for body in (b"not json", b"[1, 2]", b'"a string"', b"\xff\xfe"):
         r = client.post("/v1/evidence", content=body)
-        assert r.status_code == 422 and r.json()["error"]["field"] == "report", (body, r.text)
+        assert r.status_code == 422 and r.json()["field"] == "report", (body, r.text)
     r = client.post("/v1/evidence", content=b'{"x":"' + b"a" * (1 << 20) + b'"}')
-    assert r.status_code == 422 and "more than" in r.json()["error"]["reason"]
+    assert r.status_code == 422 and "more than" in r.json()["reason"]
 
 
 def test_checkpoint_is_a_signed_note_of_the_latest_checkpoint(client) -> None:
@@ -511,7 +515,7 @@ def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
         ("/tile/x/000", 422, "level"),
     ]:
         r = client.get(path)
-        assert (r.status_code, r.json()["error"]["field"]) == (status, field), path
+        assert (r.status_code, r.json()["field"]) == (status, field), path
 
 
 @pytest.mark.parametrize(
@@ -533,7 +537,7 @@ def test_tiles_rebuild_the_tree_and_name_what_is_missing(client) -> None:
 )
 def test_out_of_range_integers_are_4xx_naming_the_field(client, path: str, status: int, field: str) -> None:
     r = client.get(path)
-    assert (r.status_code, r.json()["error"]["field"]) == (status, field), r.text
+    assert (r.status_code, r.json()["field"]) == (status, field), r.text
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -543,7 +547,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(client, monkeypatch: pyt
     body = json.dumps({"entries": [entry(make_record(f"big-{i}")) for i in range(20)]}).encode()
     assert len(body) > 10_000
     declared = client.post("/v1/records:batch", content=body, headers={"content-type": "application/json"})
-    assert declared.status_code == 413 and declared.json()["error"]["field"] == "body"
+    assert declared.status_code == 413 and declared.json()["field"] == "body"
 
     def chunks():  # no Content-Length: counted while streamed
         for i in range(0, len(body), 4096):
@@ -551,7 +555,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(client, monkeypatch: pyt
 
     headers = {"content-type": "application/json"}
     streamed = client.post("/v1/records:batch", content=chunks(), headers=headers)
-    assert streamed.status_code == 413 and "more than the limit" in streamed.json()["error"]["reason"]
+    assert streamed.status_code == 413 and "more than the limit" in streamed.json()["reason"]
     assert _log_size(client) == 0
 
 
@@ -608,12 +612,15 @@ def test_health_and_readiness(client) -> None:
 def test_readiness_is_a_503_naming_the_database_when_it_is_gone(tmp_path) -> None:
     db = tmp_path / "gone.sqlite3"
     upgrade(f"sqlite:///{db}")
-    app = create_app(AppConfig(f"sqlite:///{db}", DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))
+    app = create_app(AppConfig(f"sqlite:///{db}", DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, access=KEYLESS))
     with TestClient(app) as c:
         assert c.get("/readyz").status_code == 200
         app.state.engine.dispose()
         db.unlink()  # the next connection opens an empty file: no log table
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.json()["error"]["field"] == "database", r.text
+        assert r.status_code == 503 and r.json()["field"] == "database", r.text
         assert c.get("/healthz").status_code == 200
+        for r in (c.get("/v1/log"), c.post("/v1/records", json=entry(make_record("gone")))):
+            assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["field"] == "database", r.text  # a 503 to retry, not a 500
     app.state.engine.dispose()

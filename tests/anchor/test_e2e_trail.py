@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from anchor.api import AppConfig, create_app
 from anchor.receipts import Receipt
 from tests.anchor.chain_env import OPERATOR, RECEIPT_SIGNER, ChainEnv, chain_env
-from tests.anchor.conftest import MAX_MERGE_DELAY
+from tests.anchor.conftest import KEYLESS, MAX_MERGE_DELAY
 from tests.anchor.factory import entry, make_record, other_key
 
 ANCHOR = ("anchor", "--once", "--every-entries", "1", "--confirmations", "2", "--poll", "0.05")
@@ -26,7 +26,9 @@ def env(database_url: str, tmp_path: Path) -> Iterator[ChainEnv]:
 
 @pytest.mark.slow
 def test_ingest_anchor_trail_and_verify_receipt(env: ChainEnv, tmp_path: Path) -> None:
-    config = AppConfig(env.database_url, env.domain, keys.PrivateKey(RECEIPT_SIGNER.key), MAX_MERGE_DELAY)
+    config = AppConfig(
+        env.database_url, env.domain, keys.PrivateKey(RECEIPT_SIGNER.key), MAX_MERGE_DELAY, access=KEYLESS
+    )
     app = create_app(config)
     with TestClient(app) as client:
         bodies = [entry(make_record(f"e2e-{i}"), domain=env.domain) for i in range(3)]

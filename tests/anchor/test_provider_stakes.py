@@ -17,7 +17,7 @@ from anchor.chain.parameters import ETHER
 from anchor.chain.provider_stakes import ProviderStakes
 from anchor.errors import InputError
 from anchor.settings import Settings
-from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
+from tests.anchor.conftest import KEYLESS, MAX_MERGE_DELAY, field_reason, seed_registry
 from tests.anchor.factory import DOMAIN, PROVIDER, PROVIDER_KEY, RECEIPT_KEY, entry, make_record, other_key
 from tests.fixtures.chain import RECEIPT_SIGNER, AuditChain
 
@@ -30,13 +30,15 @@ def test_records_of_providers_without_stake_are_refused(audit: AuditChain, datab
     seed_registry(database_url)
     now = [0.0]
     stakes = ProviderStakes(audit.client(), max_age=30, clock=lambda: now[0])
-    config = AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem)
+    config = AppConfig(
+        database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem, access=KEYLESS
+    )
     app = create_app(config)
     minimum = audit.parameters.minProviderStake
     with TestClient(app) as client:
         r = client.post("/v1/records", json=entry(make_record("s-0")))
         assert r.status_code == 403, r.text
-        assert r.json()["error"] == {
+        assert field_reason(r) == {
             "field": "record.provider",
             "reason": f"{PROVIDER} has no provider stake on chain (stake at least {minimum} wei first)",
         }
@@ -46,7 +48,7 @@ def test_records_of_providers_without_stake_are_refused(audit: AuditChain, datab
         stranger = other_key("stranger")
         body = entry(make_record("s-x", provider=stranger.public_key.to_checksum_address()), stranger)
         r = client.post("/v1/records", json=body)
-        assert r.status_code == 403 and "is not a registered provider" in r.json()["error"]["reason"]
+        assert r.status_code == 403 and "is not a registered provider" in r.json()["reason"]
 
         provider = Account.from_key(PROVIDER_KEY.to_bytes())
         audit.node.rpc("anvil_setBalance", [PROVIDER, hex(10 * ETHER)])
@@ -62,7 +64,7 @@ def test_records_of_providers_without_stake_are_refused(audit: AuditChain, datab
         now[0] += 31
         r = client.post("/v1/records", json=entry(make_record("s-3")))
         assert r.status_code == 403
-        assert r.json()["error"]["reason"] == (
+        assert r.json()["reason"] == (
             f"{PROVIDER} is unstaking: 0 wei active, {minimum} unbonding, under the minimum {minimum}; "
             "records logged now could be disputed after its stake is gone"
         )
@@ -78,12 +80,14 @@ def test_a_chain_that_does_not_answer_is_a_503(audit: AuditChain, database_url: 
     down = ToplocAuditClient(Web3(Web3.HTTPProvider("http://127.0.0.1:9")), audit.deployment.address)
     stakes = ProviderStakes(down, max_age=30)
     app = create_app(
-        AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem)
+        AppConfig(
+            database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, stake_problem=stakes.problem, access=KEYLESS
+        )
     )
     with TestClient(app) as client:
         r = client.post("/v1/records", json=entry(make_record("d-0")))
         assert r.status_code == 503, r.text
-        assert r.json()["error"]["reason"].startswith(f"could not read {PROVIDER}'s stake from the chain")
+        assert r.json()["reason"].startswith(f"could not read {PROVIDER}'s stake from the chain")
         assert _log_size(client) == 0
     app.state.engine.dispose()
 

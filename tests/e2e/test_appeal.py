@@ -123,7 +123,8 @@ def test_a_dispute_and_its_appeal_through_the_command_line(cli: Cli, smollm2_dir
     _key(home, "provider.key", PROVIDER.key)
     _key(home, "challenger.key", CHALLENGER.key)
     keys = [_key(home, f"validators/{v.address}.key", v.key) for v in VALIDATORS]
-    cli("provider", "add", PROVIDER.address)
+    added = cli("provider", "add", PROVIDER.address, "--api-key")  # serve requires keys by default
+    cli.env["TOPLOC_AUDIT_API_KEY"] = added.split("Bearer <key>'): ")[1].strip()
     assert "active stake now 5 ETH" in cli("stake", "5ether")
     for key in keys:
         assert "as validator" in cli("stake", "1ether", "--as", "validator", key=key)

@@ -37,7 +37,12 @@ def recorder(sqlite_chain: Chain, smollm2_dir: Path) -> Iterator[tuple[Chain, st
     with transaction(chain.recorder.sessions) as s:
         declare_model(s, smollm2_dir.name, fingerprint_model(smollm2_dir), limits_from_folder(smollm2_dir))
     port = free_port()
-    env = chain.env(TOPLOC_AUDIT_RECEIPT_KEY=RECEIPT_SIGNER.key.hex(), TOPLOC_AUDIT_API_PORT=str(port))
+    # The chain fixture registers its provider without an API key (tests/e2e/test_appeal.py uses one).
+    env = chain.env(
+        TOPLOC_AUDIT_RECEIPT_KEY=RECEIPT_SIGNER.key.hex(),
+        TOPLOC_AUDIT_API_PORT=str(port),
+        TOPLOC_AUDIT_REQUIRE_API_KEY="false",
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "toploc_audit", "serve"],
         cwd=REPO_ROOT,

@@ -152,6 +152,7 @@ class _Run:
 
     def __init__(self, console: Any, base: Settings, home: Path, tokens: int, timeout: int) -> None:
         from anchor.chain.anvil import dev_account
+        from anchor.records.registry import new_api_key
 
         self.console = console
         self.base = base
@@ -162,6 +163,7 @@ class _Run:
         self.processes: Processes | None = None
         self.deployer, self.operator, self.provider, self.challenger = (dev_account(i) for i in range(4))
         self.validators = [dev_account(i) for i in (4, 5, 6)]
+        self.api_key = new_api_key()  # the recorder requires one (TOPLOC_AUDIT_REQUIRE_API_KEY)
 
     def stop(self) -> None:
         if self.processes is not None:
@@ -264,7 +266,7 @@ class _Run:
             fingerprint = fingerprint_model(folder)
             engine = make_engine(settings.database_url)
             with transaction(session_factory(engine)) as s:
-                register_provider(s, self.provider.address, "demo provider")
+                register_provider(s, self.provider.address, "demo provider", self.api_key)
                 declare_model(s, folder.name, fingerprint, limits_from_folder(folder))
             engine.dispose()
             client.as_account(self.provider).declare_model(folder.name, bytes.fromhex(fingerprint))
@@ -384,7 +386,9 @@ class _Run:
             f"[dim]({time.monotonic() - started:.1f} s)[/]"
         )
         for entry in entries:
-            answer = submit_entry(recorder, signed_entry(entry["record"], self.provider.key, domain))
+            answer = submit_entry(
+                recorder, signed_entry(entry["record"], self.provider.key, domain), self.api_key
+            )
             entry["index"] = int(answer["receipt"]["logIndex"])
         text = tokenizer.decode(list(honest.output_tokens), skip_special_tokens=True)
         self.console.print(

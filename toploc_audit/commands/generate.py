@@ -90,8 +90,10 @@ def submit_entry(recorder: str, body: dict[str, Any], api_key: str | None = None
         raise InputError("recorder", f"cannot reach {recorder}: {exc}") from None
     if response.status_code >= 400:
         try:
-            error = response.json()["error"]
-            raise InputError(error.get("field") or "record", f"the recorder refused it: {error['reason']}")
+            problem = response.json()  # RFC 9457 problem details with the field and the reason
+            raise InputError(
+                problem.get("field") or "record", f"the recorder refused it: {problem['reason']}"
+            )
         except (ValueError, KeyError, TypeError):
             raise InputError(
                 "record", f"the recorder answered {response.status_code}: {response.text}"

@@ -41,6 +41,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     host = host or settings.api_host
     port = settings.api_port if port is None else port
     workers = workers or settings.api_workers
+    if workers > 1:
+        _metrics_dir(settings)
     click.echo(f"serving on http://{host}:{port} with {workers} worker(s) (docs at /docs)", err=True)
     # Each worker process builds its own app (and database pool) from the same environment.
     uvicorn.run(
@@ -51,3 +53,18 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers=workers,
         log_level="warning",
     )
+
+
+def _metrics_dir(settings: Settings) -> None:
+    """Several worker processes: prometheus_client's multiprocess mode, so that a scrape of /metrics,
+    whichever worker answers it, sums the counters of all of them (anchor/api/metrics.py). The folder
+    (<home>/metrics-<pid>) is this server's alone and starts empty; the workers inherit the variable."""
+    import os
+    import shutil
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator's own choice of folder
+    folder = settings.home / f"metrics-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)

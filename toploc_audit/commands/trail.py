@@ -15,7 +15,13 @@ from toploc_audit.remote import checked_trail, open_remote, recorder_option
 
 
 def _when(ts: int | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        # Past year 9999: a record logged before times were bounded may hold any integer below 2^53.
+        return f"{ts} (Unix seconds)"
 
 
 def _decoding(record: dict[str, Any]) -> str:
