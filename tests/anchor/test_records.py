@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from anchor.errors import InputError
 from anchor.receipts import Receipt, ReceiptFile
 from anchor.records import Record, canonical_json
+from anchor.records.canonical import _encode
 from anchor.records.eip712 import RECEIPT_TYPE_STRING, recover_signer
 from anchor.records.record import RECORD_FIELDS, RECORD_FIELDS_V1
 from anchor.signing import eip712_digest, record_typed_data, sign_record_digest
@@ -46,6 +47,17 @@ json_values = st.recursive(
 @given(json_values)
 def test_canonical_json_is_rfc8785(value) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
+    assert _encode(value).encode() == rfc8785.dumps(value)  # the pure Python fallback (no orjson)
+
+
+def test_canonical_json_refuses_what_jcs_cannot_hold() -> None:
+    for value in ([1, 2**53], {"a": [2**64]}, {"a": "\ud800"}):
+        with pytest.raises(ValueError):
+            canonical_json(value)
+    with pytest.raises(TypeError, match="bytes is not a JSON value"):
+        canonical_json({"a": [b"x"]})
+    with pytest.raises(TypeError, match="is not a string"):
+        canonical_json({1: 2})
 
 
 def test_worked_example_of_docs_records_md() -> None:
