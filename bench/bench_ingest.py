@@ -184,6 +184,8 @@ class Server:
             "TOPLOC_AUDIT_DATABASE_URL": url,
             "TOPLOC_AUDIT_LOG_KEY": LOG_KEY.to_hex(),
             "TOPLOC_AUDIT_DEPLOYMENT": str(home / "deployment.json"),
+            # No chain here: stakes are not checked (they are read outside the log's lock, cached).
+            "TOPLOC_AUDIT_STAKE_CHECK": "0",
         }
         cmd = [sys.executable, "-m", "toploc_audit", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen([*cmd, "--workers", str(workers)], cwd=REPO, env=env)

@@ -18,7 +18,7 @@ from anchor.receipts import Receipt, ReceiptFile
 from anchor.records import Record, canonical_json
 from anchor.records.canonical import _encode
 from anchor.records.eip712 import RECEIPT_TYPE_STRING, recover_signer
-from anchor.records.record import RECORD_FIELDS, RECORD_FIELDS_V1
+from anchor.records.record import RECORD_FIELDS, RECORD_FIELDS_V1, check_proof_values
 from anchor.signing import eip712_digest, record_typed_data, sign_record_digest
 from tests.anchor.factory import (
     CHAIN_ID,
@@ -318,3 +318,27 @@ def test_float32_proofs_carry_two_planes() -> None:
         Record.from_json(j)
     j["proofs"] = [base64.b64encode(b"\xff\x00" + bytes(32)).decode()] * len(j["proofs"])
     assert Record.from_json(j).dtype == "float32"
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from([0, 1, 0xFF, 0xD8, 0xD9, 0xFFD8, 0xFFD9, 0xFFFF, 0xD9FF]), min_size=3, max_size=3
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_check_proof_values_finds_the_first_coefficient_outside_the_field(coefficients) -> None:
+    """The byte scan agrees with the plain rule on values whose bytes straddle 0xFF 0xD9."""
+    proofs = [(65000).to_bytes(2, "big") + b"".join(c.to_bytes(2, "big") for c in cs) for cs in coefficients]
+    bad = [(i, j, c) for i, cs in enumerate(coefficients) for j, c in enumerate(cs) if c >= 65497]
+    if not bad:
+        check_proof_values(proofs, 2)
+        return
+    i, j, c = bad[0]
+    with pytest.raises(
+        InputError, match=rf"^record\.proofs\[{i}\]: coefficient {j} is {c}, want 0 <= c < 65497$"
+    ):
+        check_proof_values(proofs, 2)
