@@ -140,18 +140,20 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def backends_of(database: str) -> list[int]:
-    """PostgreSQL backend processes serving `database` (their command line names it)."""
+def backends_of(database: str, autovacuum: bool | None = None) -> list[int]:
+    """PostgreSQL backend processes serving `database` (their command line names it): all of them, or
+    only its autovacuum workers (True) or only the others (False)."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
-                if database.encode() in f.read():
-                    pids.append(int(name))
+                cmdline = f.read()
         except OSError:
-            pass
+            continue
+        if database.encode() in cmdline and autovacuum in (None, b"autovacuum" in cmdline):
+            pids.append(int(name))
     return pids
 
 
@@ -264,6 +266,8 @@ class HttpRun:
     batch_mb: float
     server_us: float
     postgres_us: float
+    """All backends of the database, autovacuum workers included."""
+    autovacuum_us: float
     client_us: float
 
 
@@ -288,9 +292,12 @@ def http_run(
             single_mb = sum(map(len, rest)) / seconds / 1e6
             pids = process_tree(server.proc.pid)
             server0, pg0, client0 = cpu_seconds(pids), cpu_seconds(backends_of(name)), time.process_time()
+            vacuum0 = cpu_seconds(backends_of(name, autovacuum=True))
             seconds = post_all(server.port, "/v1/records:batch", batches, args.connections)
             server_cpu = cpu_seconds(pids) - server0
             pg_cpu = cpu_seconds(backends_of(name)) - pg0
+            # Autovacuum workers come and go (insert-driven vacuums of the new rows): those seen at the end.
+            vacuum_cpu = cpu_seconds(backends_of(name, autovacuum=True)) - vacuum0
             client_cpu = time.process_time() - client0
             status, body = server.request("GET", "/v1/log")
             size = json.loads(body)["size"]
@@ -307,6 +314,7 @@ def http_run(
         batch_mb=sum(map(len, batches)) / seconds / 1e6,
         server_us=server_cpu / n_batched * 1e6,
         postgres_us=pg_cpu / n_batched * 1e6,
+        autovacuum_us=vacuum_cpu / n_batched * 1e6,
         client_us=client_cpu / n_batched * 1e6,
     )
 
@@ -541,7 +549,8 @@ def main() -> None:
                 f" single {run.single_rate:,.0f} rec/s ({run.single_mb:.1f} MB/s, p50 {run.single_ms[0]:.0f}"
                 f" ms, p99 {run.single_ms[1]:.0f} ms); batched"
                 f" {run.batch_rate:,.0f} rec/s ({run.batch_mb:.1f} MB/s); CPU per batched record: server"
-                f" {run.server_us:.0f} us, PostgreSQL {run.postgres_us:.0f} us,"
+                f" {run.server_us:.0f} us, PostgreSQL {run.postgres_us:.0f} us (autovacuum"
+                f" {run.autovacuum_us:.0f} us),"
                 f" client {run.client_us:.0f} us",
                 flush=True,
             )
