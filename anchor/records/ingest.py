@@ -340,6 +340,7 @@ class Recorder:
             (m.name, m.fingerprint): m
             for m in s.scalars(select(Model).where(tuple_(Model.name, Model.fingerprint).in_(pairs)))
         }
+        limits_of = {key: model_limits(m) for key, m in found.items()}  # once per model, not per record
         for sub in subs:
             m = found.get((sub.record.model.name, sub.record.model.fingerprint))
             if m is None:
@@ -347,7 +348,7 @@ class Recorder:
                     f"{_p(sub)}record.model",
                     f"{sub.record.model.name} (fingerprint {sub.record.model.fingerprint}) is not declared",
                 )
-            limits = model_limits(m)
+            limits = limits_of[(m.name, m.fingerprint)]
             if limits is None:
                 raise InputError(
                     f"{_p(sub)}record.model",

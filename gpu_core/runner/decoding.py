@@ -224,7 +224,7 @@ class DecodeSpec:
         """The JSON form a record (version 2) stores. Requires a resolved spec."""
         if not self.is_resolved:
             raise RunnerInputError("decode", "is not resolved (stop_token_ids or seed missing)")
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out: dict[str, Any] = {name: getattr(self, name) for name in _FIELD_NAMES}
         out["stop_token_ids"] = list(self.stop_token_ids or ())
         out["stop"] = list(self.stop)
         return out
@@ -234,7 +234,7 @@ class DecodeSpec:
         """Parse the JSON form (every field required, no others); errors name `decode.<field>`."""
         if not isinstance(data, Mapping):
             raise RunnerInputError("decode", f"must be an object, got {_kind(data)}")
-        names = [f.name for f in fields(cls)]
+        names = _FIELD_NAMES
         for name in names:
             if name not in data:
                 raise RunnerInputError(f"decode.{name}", "missing")
@@ -247,6 +247,11 @@ class DecodeSpec:
                 raise RunnerInputError(f"decode.{name}", f"must be an array, got {_kind(values[name])}")
             values[name] = tuple(values[name])
         return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(DecodeSpec))
+"""DecodeSpec's fields in order (dataclasses.fields rebuilds its tuple on every call: recorders parse
+thousands of specs a second)."""
 
 
 def spec_problem(

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from anchor.api import AppConfig, create_app
 from tests.anchor.conftest import MAX_MERGE_DELAY, seed_registry
-from tests.anchor.factory import DOMAIN, LOG_KEY, entry, make_record
+from tests.anchor.factory import DOMAIN, RECEIPT_KEY, entry, make_record
 
 KEY = "tak_fuzz"
 EXAMPLES = 30
@@ -46,7 +46,7 @@ def _cases(operation: Any) -> Any:
 
 def test_no_route_answers_a_5xx_or_off_its_document(database_url: str) -> None:
     seed_registry(database_url, api_key=KEY)
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))
     with TestClient(app) as c:
         batch = {"entries": [entry(make_record(f"f-{i}")) for i in range(3)]}
         assert c.post("/v1/records:batch", json=batch, headers={"X-Api-Key": KEY}).status_code == 201

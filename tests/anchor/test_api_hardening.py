@@ -22,7 +22,7 @@ from anchor.db import make_engine, session_factory, transaction
 from anchor.records.ingest import RecordPolicy
 from anchor.records.registry import deactivate_provider, register_provider
 from tests.anchor.conftest import KEYLESS, MAX_MERGE_DELAY, field_reason, seed_registry
-from tests.anchor.factory import DOMAIN, LOG_KEY, PROVIDER, entry, make_record, other_key
+from tests.anchor.factory import DOMAIN, PROVIDER, RECEIPT_KEY, entry, make_record, other_key
 
 KEY = "tak_secret-of-the-provider"
 STRANGER = other_key("b")
@@ -42,7 +42,7 @@ def keyed(database_url: str) -> Iterator[TestClient]:
     provider, B, registered without one."""
     seed_registry(database_url, api_key=KEY)
     _register(database_url, STRANGER_ADDRESS)
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))
     with TestClient(app) as c:
         yield c
     app.state.engine.dispose()
@@ -117,11 +117,11 @@ def test_a_deactivated_providers_key_is_refused(database_url: str, keyed: TestCl
 
 def test_keyless_providers_write_only_where_keys_are_not_required(database_url: str) -> None:
     seed_registry(database_url)
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY))  # the default: required
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY))  # the default: required
     with TestClient(app) as c:
         assert c.post("/v1/records", json=entry(make_record("n-0"))).status_code == 401
     app.state.engine.dispose()
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, access=KEYLESS))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, access=KEYLESS))
     with TestClient(app) as c:
         assert c.post("/v1/records", json=entry(make_record("n-0"))).status_code == 201
     app.state.engine.dispose()
@@ -134,7 +134,7 @@ def test_rate_limits_answer_429_with_retry_after_before_the_body_is_read(databas
         (AccessPolicy(rate_per_key=0.001), "authorization", f"the API key of {PROVIDER}"),
         (AccessPolicy(rate_per_address=0.001), "address", "address testclient"),
     ]:
-        app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, access=access))
+        app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, access=access))
         with TestClient(app) as c:
             rid = f"r-{field}"
             assert c.post("/v1/records", json=entry(make_record(rid)), headers=BEARER).status_code in (
@@ -174,7 +174,7 @@ def test_record_times_are_bounded_by_the_clock(database_url: str) -> None:
     seed_registry(database_url)
     now = 1_700_000_000
     policy = RecordPolicy(clock_skew=300, max_age=86400, clock=lambda: now)
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, policy, access=KEYLESS))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, policy, access=KEYLESS))
     with TestClient(app) as c:
         r = c.post("/v1/records", json=entry(make_record("t-far", time=YEAR_14970)))
         assert r.status_code == 422 and field_reason(r) == {
@@ -197,7 +197,7 @@ def test_trail_shows_any_stored_time(database_url: str, monkeypatch: pytest.Monk
 
     seed_registry(database_url)
     policy = RecordPolicy(clock_skew=2**53, clock=lambda: 0)  # the old recorder: no bound
-    app = create_app(AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, policy, access=KEYLESS))
+    app = create_app(AppConfig(database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, policy, access=KEYLESS))
     with TestClient(app) as c:
         for i, when in enumerate((YEAR_14970, 2**53 - 1)):
             assert c.post("/v1/records", json=entry(make_record(f"old-{i}", time=when))).status_code == 201
@@ -293,7 +293,9 @@ def test_readiness_asks_the_chain(database_url: str, anvil) -> None:  # type: ig
         (anvil.url, 1, 503, f"the node at {anvil.url} is on chain 31337, want 1"),
     ]:
         probe = rpc_probe(url, chain_id)
-        config = AppConfig(database_url, DOMAIN, LOG_KEY, MAX_MERGE_DELAY, access=KEYLESS, chain_probe=probe)
+        config = AppConfig(
+            database_url, DOMAIN, RECEIPT_KEY, MAX_MERGE_DELAY, access=KEYLESS, chain_probe=probe
+        )
         app = create_app(config)
         with TestClient(app) as c:
             r = c.get("/readyz")
@@ -378,7 +380,7 @@ def test_metrics_of_several_server_processes_add_up(sqlite_url: str, tmp_path) -
     env = child_env(
         TOPLOC_AUDIT_HOME=str(tmp_path / "home"),
         TOPLOC_AUDIT_DATABASE_URL=sqlite_url,
-        TOPLOC_AUDIT_LOG_KEY=LOG_KEY.to_hex(),
+        TOPLOC_AUDIT_LOG_KEY=RECEIPT_KEY.to_hex(),
         TOPLOC_AUDIT_DEPLOYMENT=str(deployment),
         TOPLOC_AUDIT_STAKE_CHECK="false",
         TOPLOC_AUDIT_REQUIRE_API_KEY="false",

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from anchor.errors import InputError
 from anchor.receipts import Receipt, ReceiptFile
 from anchor.records import Record, canonical_json
+from anchor.records.canonical import _encode
 from anchor.records.eip712 import RECEIPT_TYPE_STRING, recover_signer
-from anchor.records.record import RECORD_FIELDS, RECORD_FIELDS_V1
+from anchor.records.record import RECORD_FIELDS, RECORD_FIELDS_V1, check_proof_values
 from anchor.signing import eip712_digest, record_typed_data, sign_record_digest
 from tests.anchor.factory import (
     CHAIN_ID,
@@ -46,6 +47,17 @@ json_values = st.recursive(
 @given(json_values)
 def test_canonical_json_is_rfc8785(value) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
+    assert _encode(value).encode() == rfc8785.dumps(value)  # the pure Python fallback (no orjson)
+
+
+def test_canonical_json_refuses_what_jcs_cannot_hold() -> None:
+    for value in ([1, 2**53], {"a": [2**64]}, {"a": "\ud800"}):
+        with pytest.raises(ValueError):
+            canonical_json(value)
+    with pytest.raises(TypeError, match="bytes is not a JSON value"):
+        canonical_json({"a": [b"x"]})
+    with pytest.raises(TypeError, match="is not a string"):
+        canonical_json({1: 2})
 
 
 def test_worked_example_of_docs_records_md() -> None:
@@ -306,3 +318,27 @@ def test_float32_proofs_carry_two_planes() -> None:
         Record.from_json(j)
     j["proofs"] = [base64.b64encode(b"\xff\x00" + bytes(32)).decode()] * len(j["proofs"])
     assert Record.from_json(j).dtype == "float32"
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from([0, 1, 0xFF, 0xD8, 0xD9, 0xFFD8, 0xFFD9, 0xFFFF, 0xD9FF]), min_size=3, max_size=3
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_check_proof_values_finds_the_first_coefficient_outside_the_field(coefficients) -> None:
+    """The byte scan agrees with the plain rule on values whose bytes straddle 0xFF 0xD9."""
+    proofs = [(65000).to_bytes(2, "big") + b"".join(c.to_bytes(2, "big") for c in cs) for cs in coefficients]
+    bad = [(i, j, c) for i, cs in enumerate(coefficients) for j, c in enumerate(cs) if c >= 65497]
+    if not bad:
+        check_proof_values(proofs, 2)
+        return
+    i, j, c = bad[0]
+    with pytest.raises(
+        InputError, match=rf"^record\.proofs\[{i}\]: coefficient {j} is {c}, want 0 <= c < 65497$"
+    ):
+        check_proof_values(proofs, 2)
