@@ -319,10 +319,12 @@ class Recorder:
     def _check_stakes(self, subs: Sequence[Submission], api_key: str | None) -> None:
         """Each provider's stake, read outside the log's transaction (it may ask the chain); the
         registry is checked first so that its errors keep precedence, and a record already logged is
-        answered with its receipt whatever the stake is now (a retry is not a new record)."""
+        answered with its receipt whatever the stake is now (a retry is not a new record). On
+        PostgreSQL a request id reused for another record is not caught here (`_logged`): under a
+        stake that is too low it is refused for the stake, else as a conflict in the transaction."""
         assert self.stake_problem is not None
         with self.sessions() as s:
-            logged = self._existing(s, subs, self._providers(s, subs, api_key))
+            logged = self._logged(s, subs, self._providers(s, subs, api_key))
         checked: set[str] = set()
         for sub in subs:
             provider = sub.record.provider
