@@ -383,13 +383,16 @@ class Recorder:
     ) -> dict[tuple[str, str], Accepted]:
         """The receipts of the records already logged, for idempotent replays.
 
-        On PostgreSQL by recordDigest (it binds the provider and the request id): the only index on
-        that column serves `= ANY(digests)` whatever the planner knows. Looking up (provider_id,
-        request_id) instead let a plan cached while the table was small (no statistics yet) scan every
-        row of the provider's index through ix_records_provider_log_index, testing each against the
-        batch's 1000 request ids: O(table x batch), about 350 us of the server's CPU a record at
-        20,000 records (bench/bench_ingest.py). A request id logged with another record is not found
-        here; the unique constraint refuses it at the insert, and `submit` then words the conflict.
+        On PostgreSQL by recordDigest (it binds the provider and the request id), one probe of its
+        unique index per digest (LATERAL ... LIMIT 1 cannot become a join over the whole table), and
+        planned afresh each time (not prepared): a generic plan cached while the table was small, and
+        never analysed, kept scanning every row against the batch's 1000 values: O(table x batch).
+        Looking up (provider_id, request_id) so cost about 350 us of PostgreSQL's CPU a record at
+        20,000 records (bench/bench_ingest.py): the planner, without statistics, took
+        ix_records_provider_log_index for selective and filtered every row of the provider; `=
+        ANY(digests)` prepared fell back to a sequential scan the same way (about 150 us). A request
+        id logged with another record is not found here; the unique constraint refuses it at the
+        insert, and `submit` then words the conflict.
         Elsewhere (SQLite): `_existing`, which also finds conflicts."""
         if not is_postgresql(s):
             return self._existing(s, subs, providers)
@@ -397,9 +400,11 @@ class Recorder:
         conn = s.connection().connection.driver_connection
         assert conn is not None
         rows = conn.cursor(row_factory=namedtuple_row).execute(
-            "SELECT log_index, record_digest, logged_at, max_merge_delay, receipt_signature"
-            " FROM records WHERE record_digest = ANY(%s)",
+            "SELECT r.* FROM unnest(%s::bytea[]) AS q(digest) CROSS JOIN LATERAL (SELECT log_index,"
+            " record_digest, logged_at, max_merge_delay, receipt_signature FROM records"
+            " WHERE record_digest = q.digest LIMIT 1) r",
             (list(by_digest),),
+            prepare=False,
         )
         out = {}
         for row in rows:
