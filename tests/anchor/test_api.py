@@ -318,6 +318,22 @@ def test_request_id_reuse_is_a_conflict_and_bad_json_a_400(client) -> None:
     assert _log_size(client) == 1
 
 
+def test_a_batch_reusing_a_logged_request_id_is_a_conflict_naming_the_entry(client) -> None:
+    """On PostgreSQL replays are looked up by recordDigest, so this conflict is found by the unique
+    constraint at the insert and worded afterwards: the same field and reason, nothing written."""
+    assert client.post("/v1/records", json=entry(make_record("dup"))).status_code == 201
+    size = _log_size(client)
+    other = make_record("dup", rng=random.Random(99))
+    r = client.post("/v1/records:batch", json={"entries": [entry(make_record("fresh")), entry(other)]})
+    assert r.status_code == 409
+    assert r.json()["field"] == "entries[1].record.request_id" and "log index 0" in r.json()["reason"]
+    assert _log_size(client) == size
+    # The logged record itself is still answered as a replay within a batch.
+    batch = {"entries": [entry(make_record("dup")), entry(make_record("y"))]}
+    r = client.post("/v1/records:batch", json=batch)
+    assert r.status_code == 201 and [a["created"] for a in r.json()["receipts"]] == [False, True]
+
+
 def test_record_size_limits_are_settings(database_url: str) -> None:
     from fastapi.testclient import TestClient
 
