@@ -380,7 +380,7 @@ def test_metrics_of_several_server_processes_add_up(sqlite_url: str, tmp_path) -
     env = child_env(
         TOPLOC_AUDIT_HOME=str(tmp_path / "home"),
         TOPLOC_AUDIT_DATABASE_URL=sqlite_url,
-        TOPLOC_AUDIT_LOG_KEY=RECEIPT_KEY.to_hex(),
+        TOPLOC_AUDIT_RECEIPT_KEY=RECEIPT_KEY.to_hex(),
         TOPLOC_AUDIT_DEPLOYMENT=str(deployment),
         TOPLOC_AUDIT_STAKE_CHECK="false",
         TOPLOC_AUDIT_REQUIRE_API_KEY="false",
