@@ -66,7 +66,7 @@ class Receipt:
         o = _object(obj, field)
         return cls(
             log_index=_uint64(o.get("logIndex"), f"{field}.logIndex"),
-            record_digest=_hex(o.get("recordDigest"), f"{field}.recordDigest", 32),
+            record_digest=hex_field(o.get("recordDigest"), f"{field}.recordDigest", 32),
             timestamp=_uint64(o.get("timestamp"), f"{field}.timestamp"),
             max_merge_delay=_uint64(o.get("maximumMergeDelay"), f"{field}.maximumMergeDelay"),
         )
@@ -165,8 +165,8 @@ class ReceiptFile:
             inclusion = Inclusion(
                 checkpoint_id=_uint64(i.get("checkpointId"), "inclusion.checkpointId"),
                 tree_size=_uint64(i.get("treeSize"), "inclusion.treeSize"),
-                root=_hex(i.get("root"), "inclusion.root", 32),
-                proof=tuple(_hex(p, f"inclusion.proof[{n}]", 32) for n, p in enumerate(proof)),
+                root=hex_field(i.get("root"), "inclusion.root", 32),
+                proof=tuple(hex_field(p, f"inclusion.proof[{n}]", 32) for n, p in enumerate(proof)),
             )
         provider = o.get("provider")
         contract = o.get("contract")
@@ -178,8 +178,8 @@ class ReceiptFile:
             contract=to_checksum_address(str(contract)),
             provider=to_checksum_address(str(provider)),
             receipt=Receipt.from_json(o.get("receipt")),
-            receipt_signature=_hex(o.get("receiptSignature"), "receiptSignature", 65),
-            provider_signature=_hex(o.get("providerSignature"), "providerSignature", 65),
+            receipt_signature=hex_field(o.get("receiptSignature"), "receiptSignature", 65),
+            provider_signature=hex_field(o.get("providerSignature"), "providerSignature", 65),
             inclusion=inclusion,
             record=None if o.get("record") is None else _object(o["record"], "record"),
             checkpoint_note=_optional_str(o.get("checkpointNote"), "checkpointNote"),
@@ -543,9 +543,9 @@ def _anchor_tx(obj: Any) -> AnchorTx:
     except ValueError:
         raise InputError("anchor.rawTransaction", "is not hex") from None
     return AnchorTx(
-        tx_hash=_hex(o.get("txHash"), "anchor.txHash", 32),
+        tx_hash=hex_field(o.get("txHash"), "anchor.txHash", 32),
         block_number=_uint64(o.get("blockNumber"), "anchor.blockNumber"),
-        block_hash=_hex(o.get("blockHash"), "anchor.blockHash", 32),
+        block_hash=hex_field(o.get("blockHash"), "anchor.blockHash", 32),
         raw=raw_bytes,
     )
 
@@ -556,7 +556,8 @@ def _uint64(value: Any, field: str) -> int:
     return value
 
 
-def _hex(value: Any, field: str, size: int) -> bytes:
+def hex_field(value: Any, field: str, size: int) -> bytes:
+    """`value` as exactly `size` bytes from a 0x-prefixed hex string, or an InputError naming `field`."""
     if not isinstance(value, str) or not value.startswith("0x"):
         raise InputError(field, f"must be a 0x-prefixed hex string of {size} bytes")
     try:

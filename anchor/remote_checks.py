@@ -15,7 +15,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from anchor.errors import InputError, VerificationError
-from anchor.receipts import Inclusion, Receipt, ReceiptFile
+from anchor.receipts import Inclusion, Receipt, ReceiptFile, hex_field
 from anchor.records.eip712 import Domain, recover_signer
 from anchor.records.record import Record
 
@@ -60,16 +60,10 @@ class ChainDispute:
 
 
 def _bytes(d: dict[str, Any], field: str, size: int) -> bytes:
-    value = d.get(field)
     try:
-        if not isinstance(value, str) or not value.startswith("0x"):
-            raise ValueError
-        raw = bytes.fromhex(value[2:])
-    except ValueError:
-        raise RemoteCheckError(field, "is not a 0x-prefixed hex string") from None
-    if len(raw) != size:
-        raise RemoteCheckError(field, f"has {len(raw)} bytes, want {size}")
-    return raw
+        return hex_field(d.get(field), field, size)
+    except InputError as exc:
+        raise RemoteCheckError(exc.field, exc.reason) from None
 
 
 def entry_from_trail(d: dict[str, Any], domain: Domain, asked: str) -> Entry:

@@ -226,26 +226,33 @@ class Server:
         self.proc.wait(timeout=60)
 
 
-def post_all(
-    port: int, path: str, bodies: Sequence[bytes], connections: int, latencies: list[float] | None = None
+def send_all(
+    port: int,
+    method: str,
+    requests: Sequence[tuple[str, bytes | None]],
+    connections: int,
+    status: int,
+    latencies: list[float] | None = None,
 ) -> float:
-    """POST every body (each once) from `connections` threads with keep-alive; returns the seconds.
-    Each request's seconds are appended to `latencies` if given."""
+    """Send every (path, body) request once from `connections` threads with keep-alive; returns the
+    seconds. Each request's seconds are appended to `latencies` if given; any answer other than
+    `status` stops the run."""
     counter = itertools.count()
     errors: list[str] = []
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         headers = {"content-type": "application/json"}
-        while not errors and (i := next(counter)) < len(bodies):
+        while not errors and (i := next(counter)) < len(requests):
+            path, body = requests[i]
             start = time.perf_counter()
-            conn.request("POST", path, bodies[i], headers)
+            conn.request(method, path, body, headers)
             response = conn.getresponse()
             text = response.read()
             if latencies is not None:
                 latencies.append(time.perf_counter() - start)
-            if response.status != 201:
-                errors.append(f"{path}: HTTP {response.status}: {text[:300]!r}")
+            if response.status != status:
+                errors.append(f"{method} {path}: HTTP {response.status}: {text[:300]!r}")
         conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(connections)]
@@ -258,6 +265,13 @@ def post_all(
     if errors:
         raise SystemExit(errors[0])
     return seconds
+
+
+def post_all(
+    port: int, path: str, bodies: Sequence[bytes], connections: int, latencies: list[float] | None = None
+) -> float:
+    """POST every body (each once) to `path`; see send_all."""
+    return send_all(port, "POST", [(path, b) for b in bodies], connections, 201, latencies)
 
 
 @dataclass

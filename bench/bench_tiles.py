@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import json
 import random
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +32,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from bench_ingest import Databases, Server, build_big_log, quantile_ms  # noqa: E402
+from bench_ingest import Databases, Server, build_big_log, quantile_ms, send_all  # noqa: E402
 
 from anchor.merkle import reference as ref  # noqa: E402
 from anchor.merkle import sha256_hasher as H  # noqa: E402
@@ -45,28 +43,7 @@ from anchor.transparency.tiles import TILE_WIDTH, TileRef, level_hashes, tile_ex
 
 def get_all(port: int, paths: Sequence[str], connections: int) -> float:
     """GET every path once from `connections` keep-alive connections; returns the seconds."""
-    counter = itertools.count()
-    errors: list[str] = []
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        while not errors and (i := next(counter)) < len(paths):
-            conn.request("GET", paths[i])
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                errors.append(f"{paths[i]}: HTTP {response.status}: {body[:200]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise SystemExit(errors[0])
-    return time.perf_counter() - start
+    return send_all(port, "GET", [(p, None) for p in paths], connections, 200)
 
 
 def tile_paths(n: int, count: int, rng: random.Random) -> list[str]:

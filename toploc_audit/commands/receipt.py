@@ -3,7 +3,6 @@ against the chain."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,35 +152,25 @@ def verify_receipt(
 def _pins(rf: ReceiptFile, deployment: Path | None) -> Pins:
     """The operator and checkpoint key a deployment file pins, for the file's own contract only:
     --deployment's, else TOPLOC_AUDIT_DEPLOYMENT's when it is for the file's contract."""
+    from anchor.chain.deployment import Deployment
     from anchor.errors import InputError
     from anchor.receipts import Pins
 
-    if deployment is None:
-        default = Settings.from_env().deployment_file
-        if not default.is_file():
-            return Pins()
-        try:
-            data = json.loads(default.read_text())
-            same = (data.get("chainId"), str(data["addresses"]["ToplocAudit"]).lower()) == (
-                rf.chain_id,
-                rf.contract.lower(),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            same = False
-        if not same:
-            return Pins()
-        deployment = default
+    explicit = deployment is not None
+    path = deployment if deployment is not None else Settings.from_env().deployment_file
+    if not explicit and not path.is_file():
+        return Pins()
     try:
-        data = json.loads(deployment.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError("deployment", f"{deployment} is not JSON: {exc}") from None
-    from anchor.chain.deployment import Deployment
-
-    d = Deployment.from_json(data)
-    if (d.chain_id, d.address) != (rf.chain_id, rf.contract):
+        d = Deployment.load(path)
+    except InputError:
+        if explicit:
+            raise
+        return Pins()  # the default file is someone else's business unless it names this contract
+    if (d.chain_id, d.address.lower()) != (rf.chain_id, rf.contract.lower()):
+        if not explicit:
+            return Pins()
         raise InputError(
             "deployment",
             f"pins chain {d.chain_id} contract {d.address}; the file is for {rf.chain_id} {rf.contract}",
         )
-    key = data.get("checkpointKey")
-    return Pins(d.operator, d.receipt_signer, key if isinstance(key, str) else None)
+    return Pins(d.operator, d.receipt_signer, d.checkpoint_key)
