@@ -1,7 +1,7 @@
 """Half-precision Linear layers on a CPU, multiplied in float32.
 
 PyTorch's bfloat16/float16 GEMM on a CPU without native half instructions (AVX2 only, as on these
-machines) runs at about 10 GFLOPS against 45-85 for float32 (docs/sampler.md). A half Linear layer
+machines) runs at about 10 GFLOPS against 45-85 for float32 (docs/models.md, Loading). A half Linear layer
 here widens its input and weight to float32, multiplies, and rounds the output back to the layer's
 dtype. That is the numerics of the half GEMMs it replaces (half inputs, float32 accumulation, half
 output; GPU tensor cores do the same), only the summation order differs, which is the kernel-to-kernel
