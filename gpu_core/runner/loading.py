@@ -77,10 +77,18 @@ class LoadedModel:
             }
             model = copy.deepcopy(self.model, memo)
             model.set_attn_implementation(attn_implementation)
+            _widen_on_cpu(model, self.device, torch_dtype)
             self._copies[key] = LoadedModel(
                 model, self.folder, self.fingerprint, dtype, self.device, attn_implementation
             )
         return self._copies[key]
+
+
+def _widen_on_cpu(model: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """A half model on a CPU multiplies in float32 (cpu_linear): half GEMMs without native instructions
+    are 5-9x slower there."""
+    if device.type == "cpu" and dtype != torch.float32:
+        widen_cpu_linears(model)
 
 
 def _check_attn(attn_implementation: str) -> None:
@@ -126,8 +134,7 @@ def load_model(
     except (OSError, ValueError, KeyError) as exc:
         raise RunnerError(f"folder: cannot load a causal LM from {folder}: {exc}") from exc
     model.to(target)
-    if target.type == "cpu" and torch_dtype != torch.float32:
-        widen_cpu_linears(model)  # half GEMMs without native instructions are 5-9x slower (cpu_linear)
+    _widen_on_cpu(model, target, torch_dtype)
     model.eval()
     model.requires_grad_(False)
     # Keep only the special token ids of the checkpoint's generation defaults: sampling must be exactly

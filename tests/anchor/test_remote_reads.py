@@ -54,6 +54,8 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[ChainEnv, str]]:
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(600):
+                if proc.poll() is not None:  # exited at start-up: say so now, not after the wait
+                    raise AssertionError(f"serve exited with {proc.returncode} before answering")
                 try:
                     if httpx.get(url + "/v1/log").status_code == 200:
                         break

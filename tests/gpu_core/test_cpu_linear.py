@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from gpu_core.runner.cpu_linear import Float32AccumulateLinear, widen_cpu_linears
+from gpu_core.runner.loading import LoadedModel
+from tests.gpu_core.conftest import Models
 
 
 def _layer() -> nn.Sequential:
@@ -51,3 +53,15 @@ def test_float32_layers_and_inputs_take_the_plain_path() -> None:
         model(x),
         nn.functional.linear(nn.functional.linear(x, model[0].weight, model[0].bias), model[1].weight),
     )
+
+
+def test_every_half_model_on_a_cpu_is_widened_loaded_or_derived(tiny: Models) -> None:
+    """Loaded in bf16, or a bf16 variant of the float32 reference (the validator's expectation):
+    both multiply in float32; the float32 reference keeps plain layers."""
+
+    def linears(loaded: LoadedModel) -> set[type]:
+        return {type(m) for m in loaded.model.modules() if isinstance(m, nn.Linear)}
+
+    assert linears(tiny.bf16) == {Float32AccumulateLinear}
+    assert linears(tiny.reference.variant("bfloat16", "sdpa")) == {Float32AccumulateLinear}
+    assert linears(tiny.reference) == {nn.Linear}
