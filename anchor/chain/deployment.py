@@ -113,11 +113,7 @@ class Deployment:
             raise InputError(
                 "deployment", f"no deployment file at {path}: run `toploc-audit chain up` or `chain deploy`"
             )
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError("deployment", f"{path} is not JSON: {exc}") from None
-        return cls.from_json(data)
+        return cls.from_json(read_json(path))
 
     def check_on_chain(self, w3: Web3) -> None:
         """Raises ChainError unless `w3`'s chain has this deployment's code at its address."""
@@ -213,3 +209,14 @@ def _checkpoint_key(value: Any) -> str | None:
         raise InputError("checkpointKey", "must be a C2SP verifier key (name+hash+key)")
     VerifierKey.parse(value)  # raises InputError naming what is wrong
     return value
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A deployment file's JSON object, unchecked; raises InputError if it is not a JSON object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError("deployment", f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError("deployment", f"{path} is not a JSON object")
+    return data

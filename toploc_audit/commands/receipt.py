@@ -152,23 +152,28 @@ def verify_receipt(
 def _pins(rf: ReceiptFile, deployment: Path | None) -> Pins:
     """The operator and checkpoint key a deployment file pins, for the file's own contract only:
     --deployment's, else TOPLOC_AUDIT_DEPLOYMENT's when it is for the file's contract."""
-    from anchor.chain.deployment import Deployment
+    from anchor.chain.deployment import Deployment, read_json
     from anchor.errors import InputError
     from anchor.receipts import Pins
 
-    explicit = deployment is not None
-    path = deployment if deployment is not None else Settings.from_env().deployment_file
-    if not explicit and not path.is_file():
-        return Pins()
-    try:
-        d = Deployment.load(path)
-    except InputError:
-        if explicit:
-            raise
-        return Pins()  # the default file is someone else's business unless it names this contract
-    if (d.chain_id, d.address.lower()) != (rf.chain_id, rf.contract.lower()):
-        if not explicit:
+    if deployment is None:
+        default = Settings.from_env().deployment_file
+        if not default.is_file():
             return Pins()
+        try:
+            data = read_json(default)
+            same = (data.get("chainId"), str(data["addresses"]["ToplocAudit"]).lower()) == (
+                rf.chain_id,
+                rf.contract.lower(),
+            )
+        except (InputError, KeyError, TypeError):
+            same = False
+        if not same:
+            return Pins()  # someone else's deployment: it pins nothing here
+    else:
+        data = read_json(deployment)
+    d = Deployment.from_json(data)  # a file for this contract must be whole
+    if (d.chain_id, d.address.lower()) != (rf.chain_id, rf.contract.lower()):
         raise InputError(
             "deployment",
             f"pins chain {d.chain_id} contract {d.address}; the file is for {rf.chain_id} {rf.contract}",
